@@ -1,0 +1,322 @@
+/*
+ * cli — command dispatch, option parsing, errors with hints, tables.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bt_util.h"
+
+static const cli_cmd *find_cmd(const cli_cmd *table, const char *name)
+{
+	for (const cli_cmd *c = table; c->name; c++) {
+		if (strcmp(c->name, name) == 0)
+			return c;
+		for (int i = 0; i < 3 && c->aliases[i]; i++)
+			if (strcmp(c->aliases[i], name) == 0)
+				return c;
+	}
+	return NULL;
+}
+
+void cli_group_help(FILE *f, const char *prog, const char *path, const cli_cmd *table)
+{
+	size_t w = 0;
+
+	fprintf(f, "Usage: %s%s%s COMMAND [OPTIONS]\n\nCommands:\n", prog, path && *path ? " " : "",
+		path ? path : "");
+	for (const cli_cmd *c = table; c->name; c++)
+		w = BT_MAX(w, strlen(c->name));
+	for (const cli_cmd *c = table; c->name; c++)
+		fprintf(f, "  %-*s  %s\n", (int)w, c->name, c->summary);
+	fprintf(f, "\nRun '%s%s%s COMMAND --help' for a command's options.\n", prog, path && *path ? " " : "",
+		path ? path : "");
+}
+
+int cli_dispatch(cli_ctx *ctx, const cli_cmd *table, const char *path, int argc, char **argv)
+{
+	const cli_cmd *c;
+
+	if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+	    strcmp(argv[0], "help") == 0) {
+		cli_group_help(argc < 1 ? stderr : stdout, ctx->prog, path, table);
+		return argc < 1 ? CLI_EXIT_USAGE : 0;
+	}
+	c = find_cmd(table, argv[0]);
+	if (!c)
+		return cli_usage_error(ctx, path, "unknown command \"%s\"", argv[0]);
+	if (c->sub) {
+		_cleanup_free_ char *sub = bt_xasprintf("%s%s%s", path && *path ? path : "", path && *path ? " " : "",
+						       c->name);
+		return cli_dispatch(ctx, c->sub, sub, argc - 1, argv + 1);
+	}
+	return c->fn(ctx, argc, argv);
+}
+
+berth_client *cli_client(cli_ctx *ctx)
+{
+	berth_error err;
+	berth_options o = { .address = ctx->address, .namespace_ = ctx->ns, .timeout_ms = ctx->timeout_ms };
+
+	if (ctx->client)
+		return ctx->client;
+	ctx->client = berth_client_new(&o, &err);
+	if (!ctx->client)
+		cli_fail(ctx, &err);
+	return ctx->client;
+}
+
+void cli_close(cli_ctx *ctx)
+{
+	berth_client_free(&ctx->client);
+}
+
+int cli_fail(cli_ctx *ctx, const berth_error *err)
+{
+	fprintf(stderr, "%s: error: %s\n", ctx->prog, err->message);
+	if (err->code == BERTH_UNAVAILABLE && err->transport) {
+		const char *addr = ctx->client ? berth_client_address(ctx->client) : ctx->address;
+		fprintf(stderr, "hint: is %s running%s%s? (address set by --address or BERTH_ADDRESS)\n",
+			ctx->daemon ? ctx->daemon : "berth-gatewayd", addr ? " at " : "", addr ? addr : "");
+	} else if (err->code == BERTH_FAILED_PRECONDITION && strstr(err->message, "namespace is required")) {
+		fprintf(stderr, "hint: pass --namespace NAME\n");
+	}
+	return CLI_EXIT_FAIL;
+}
+
+int cli_errorf(cli_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: error: ", ctx->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(cli_ctx *ctx, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", ctx->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nSee '%s%s%s --help'.\n", ctx->prog, path && *path ? " " : "", path ? path : "");
+	return CLI_EXIT_USAGE;
+}
+
+int cli_parse(cli_ctx *ctx, const char *path, const char *usage, const char *summary, const cli_opt *opts,
+	      int argc, char **argv, int (*on)(void *arg, int idx, const char *val), void *arg)
+{
+	size_t n = 0;
+	bt_buf shorts = { 0 };
+	int c, idx;
+
+	while (opts && opts[n].name)
+		n++;
+	struct option *lo = bt_xcalloc(n + 2, sizeof(*lo));
+	bt_buf_append(&shorts, "+:h", 3);
+	for (size_t i = 0; i < n; i++) {
+		lo[i].name = opts[i].name;
+		lo[i].has_arg = opts[i].arg ? required_argument : no_argument;
+		lo[i].val = 256 + (int)i;
+		if (opts[i].short_name) {
+			char s[3] = { opts[i].short_name, ':', 0 };
+			bt_buf_append(&shorts, s, opts[i].arg ? 2 : 1);
+		}
+	}
+	lo[n].name = "help";
+	lo[n].val = 'h';
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shorts.data, lo, &idx)) != -1) {
+		if (c == 'h') {
+			printf("Usage: %s %s %s\n%s\n", ctx->prog, path, usage, summary);
+			if (n)
+				printf("\nOptions:\n");
+			for (size_t i = 0; i < n; i++) {
+				char left[64];
+				snprintf(left, sizeof(left), "%s%c%s--%s%s%s", opts[i].short_name ? "-" : "",
+					 opts[i].short_name ? opts[i].short_name : ' ', opts[i].short_name ? ", " : "  ",
+					 opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+				printf("  %-30s %s\n", opts[i].short_name ? left : left + 1, opts[i].help);
+			}
+			free(lo);
+			bt_buf_free(&shorts);
+			return -2;
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+			free(lo);
+			bt_buf_free(&shorts);
+			cli_usage_error(ctx, path, c == ':' ? "option %s needs a value" : "unknown option %s", bad);
+			return -1;
+		}
+		int i = -1;
+		if (c >= 256)
+			i = c - 256;
+		else
+			for (size_t k = 0; k < n; k++)
+				if (opts[k].short_name == c)
+					i = (int)k;
+		if (i < 0 || on(arg, i, optarg) < 0) {
+			free(lo);
+			bt_buf_free(&shorts);
+			if (i >= 0)
+				cli_usage_error(ctx, path, "invalid value for --%s: \"%s\"", opts[i].name,
+						optarg ? optarg : "");
+			return -1;
+		}
+	}
+	free(lo);
+	bt_buf_free(&shorts);
+	return optind;
+}
+
+/* --- tables -------------------------------------------------------------------- */
+
+struct cli_table {
+	size_t ncols;
+	char **cells; /* row-major, header first */
+	size_t nrows;
+};
+
+cli_table *cli_table_new(size_t ncols, const char *const *headers)
+{
+	cli_table *t = bt_xzalloc(sizeof(*t));
+	t->ncols = ncols;
+	cli_table_row(t, headers);
+	return t;
+}
+
+void cli_table_row(cli_table *t, const char *const *cells)
+{
+	t->cells = bt_xrealloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(char *));
+	for (size_t i = 0; i < t->ncols; i++)
+		t->cells[t->nrows * t->ncols + i] = bt_xstrdup(cells[i] ? cells[i] : "");
+	t->nrows++;
+}
+
+void cli_table_print(cli_table *t, FILE *f, bool quiet)
+{
+	size_t *w = bt_xcalloc(t->ncols, sizeof(size_t));
+
+	if (quiet) {
+		for (size_t r = 1; r < t->nrows; r++)
+			fprintf(f, "%s\n", t->cells[r * t->ncols]);
+		free(w);
+		return;
+	}
+	for (size_t r = 0; r < t->nrows; r++)
+		for (size_t c = 0; c < t->ncols; c++)
+			w[c] = BT_MAX(w[c], strlen(t->cells[r * t->ncols + c]));
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			const char *cell = t->cells[r * t->ncols + c];
+			if (c + 1 == t->ncols)
+				fprintf(f, "%s\n", cell);
+			else
+				fprintf(f, "%-*s  ", (int)w[c], cell);
+		}
+	}
+	free(w);
+}
+
+void cli_table_free(cli_table **tp)
+{
+	cli_table *t = *tp;
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+	*tp = NULL;
+}
+
+/* --- helpers --------------------------------------------------------------------- */
+
+const char *cli_size(int64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < BT_ARRAY_LEN(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%lld B", (long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+const char *cli_age(int64_t ns, char *buf, size_t len)
+{
+	int64_t s = (bt_now_ns() - ns) / 1000000000LL;
+
+	if (ns <= 0)
+		snprintf(buf, len, "-");
+	else if (s < 1)
+		snprintf(buf, len, "Less than a second");
+	else if (s < 60)
+		snprintf(buf, len, "%lld second%s", (long long)s, s == 1 ? "" : "s");
+	else if (s < 3600)
+		snprintf(buf, len, "%lld minute%s", (long long)(s / 60), s / 60 == 1 ? "" : "s");
+	else if (s < 86400 * 2)
+		snprintf(buf, len, "%lld hour%s", (long long)(s / 3600), s / 3600 == 1 ? "" : "s");
+	else
+		snprintf(buf, len, "%lld days", (long long)(s / 86400));
+	return buf;
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+	return strcmp(((const berth_label *)a)->key, ((const berth_label *)b)->key);
+}
+
+char *cli_labels_str(const berth_label *l, size_t n)
+{
+	bt_buf b = { 0 };
+
+	if (n == 0)
+		return bt_xstrdup("-");
+	berth_label *sorted = bt_xmalloc(n * sizeof(*sorted));
+	memcpy(sorted, l, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), label_cmp);
+	for (size_t i = 0; i < n; i++)
+		bt_buf_appendf(&b, "%s%s=%s", i ? "," : "", sorted[i].key, sorted[i].value);
+	free(sorted);
+	return bt_buf_steal(&b);
+}
+
+int cli_parse_label(const char *s, berth_label *out)
+{
+	const char *eq = strchr(s, '=');
+	if (!eq || eq == s)
+		return -1;
+	out->key = bt_xstrndup(s, (size_t)(eq - s));
+	out->value = bt_xstrdup(eq + 1);
+	return 0;
+}
+
+int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out)
+{
+	(void)ctx;
+	if (strcmp(s, "table") == 0)
+		*out = CLI_FMT_TABLE;
+	else if (strcmp(s, "json") == 0)
+		*out = CLI_FMT_JSON;
+	else
+		return -1;
+	return 0;
+}

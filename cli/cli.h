@@ -1,0 +1,88 @@
+/*
+ * cli — what every berth command shares: the global options, a lazily
+ * connected client, command tables, error reporting, output helpers
+ * (aligned tables as ctr prints them, JSON), and argument parsing.
+ *
+ * Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong.
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "berth/berth.h"
+
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+typedef struct cli_ctx {
+	const char *prog;      /* "berth" or "berth-content" */
+	const char *address;   /* NULL: libberth's default (env BERTH_ADDRESS) */
+	const char *ns;        /* NULL: env BERTH_NAMESPACE or "default" */
+	int64_t timeout_ms;    /* 0: default */
+	const char *daemon;    /* what serves the address, for hints ("berth-gatewayd") */
+	berth_client *client;  /* connected on first use */
+} cli_ctx;
+
+typedef struct cli_cmd {
+	const char *name;
+	int (*fn)(cli_ctx *ctx, int argc, char **argv); /* argv[0] is the command's name */
+	const char *usage;   /* "[OPTIONS] DIGEST" */
+	const char *summary; /* one line */
+	const struct cli_cmd *sub; /* a group: its subcommands, NULL-terminated */
+	const char *aliases[3];
+} cli_cmd;
+
+/* Runs the command named by argv[0] in table (a group called `path`). */
+int cli_dispatch(cli_ctx *ctx, const cli_cmd *table, const char *path, int argc, char **argv);
+void cli_group_help(FILE *f, const char *prog, const char *path, const cli_cmd *table);
+
+/* The connected client, or NULL after printing why. */
+berth_client *cli_client(cli_ctx *ctx);
+void cli_close(cli_ctx *ctx);
+
+/* Prints "PROG: error: message" plus a hint for the code; returns CLI_EXIT_FAIL. */
+int cli_fail(cli_ctx *ctx, const berth_error *err);
+/* Prints a usage error; returns CLI_EXIT_USAGE. */
+int cli_usage_error(cli_ctx *ctx, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cli_errorf(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option parsing: a command's options, getopt_long-style, with --help. */
+typedef struct cli_opt {
+	const char *name;  /* long name without dashes */
+	char short_name;   /* 0 for none */
+	const char *arg;   /* NULL for a flag, else the argument's name for help */
+	const char *help;
+} cli_opt;
+/* Parses argv; calls on(opt_index, value) per option; returns the index of the
+ * first positional argument, or -1 after printing an error (-2 after --help). */
+int cli_parse(cli_ctx *ctx, const char *path, const char *usage, const char *summary, const cli_opt *opts,
+	      int argc, char **argv, int (*on)(void *arg, int idx, const char *val), void *arg);
+
+/* Aligned tables (columns separated by at least two spaces). */
+typedef struct cli_table cli_table;
+cli_table *cli_table_new(size_t ncols, const char *const *headers);
+void cli_table_row(cli_table *t, const char *const *cells);
+void cli_table_print(cli_table *t, FILE *f, bool quiet_first_column_only);
+void cli_table_free(cli_table **t);
+
+/* Human output helpers. */
+const char *cli_size(int64_t bytes, char *buf, size_t len);   /* "1.5 MiB" */
+const char *cli_age(int64_t ns, char *buf, size_t len);       /* "3 minutes" */
+/* "k=v,k2=v2" (or "-" when empty) into buf; caller frees. */
+char *cli_labels_str(const berth_label *l, size_t n);
+/* Parses "KEY=VALUE"; value may be empty. Returns -1 when there is no '='. */
+int cli_parse_label(const char *s, berth_label *out);
+
+/* --format: "table" (default) or "json". */
+typedef enum { CLI_FMT_TABLE, CLI_FMT_JSON } cli_format;
+int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out);
+
+/* Command groups. */
+extern const cli_cmd cli_content_cmds[];
+int cli_version(cli_ctx *ctx, int argc, char **argv);
+int cli_health(cli_ctx *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * libberth — the C client library of berth.
+ *
+ * A berth_client is a connection to the gateway (or, for operators, straight
+ * to one service's socket).  Every call takes a namespace (NULL: the
+ * client's default) and returns 0 on success or -1 with *err filled: a code
+ * (gRPC's numbering, BERTH_* below) and a message saying what went wrong.
+ * A client is used by one thread at a time; make one per thread.
+ *
+ * Ownership: functions named *_free release what the library returned; every
+ * string in a returned structure belongs to that structure.
+ */
+#ifndef BERTH_BERTH_H
+#define BERTH_BERTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BERTH_DEFAULT_ADDRESS "ipc:///run/berth/berth.sock"
+#define BERTH_DEFAULT_NAMESPACE "default"
+
+enum berth_code {
+	BERTH_OK = 0,
+	BERTH_CANCELLED = 1,
+	BERTH_UNKNOWN = 2,
+	BERTH_INVALID_ARGUMENT = 3,
+	BERTH_DEADLINE_EXCEEDED = 4,
+	BERTH_NOT_FOUND = 5,
+	BERTH_ALREADY_EXISTS = 6,
+	BERTH_PERMISSION_DENIED = 7,
+	BERTH_RESOURCE_EXHAUSTED = 8,
+	BERTH_FAILED_PRECONDITION = 9,
+	BERTH_ABORTED = 10,
+	BERTH_OUT_OF_RANGE = 11,
+	BERTH_UNIMPLEMENTED = 12,
+	BERTH_INTERNAL = 13,
+	BERTH_UNAVAILABLE = 14,
+	BERTH_DATA_LOSS = 15,
+	BERTH_UNAUTHENTICATED = 16,
+};
+
+typedef struct berth_error {
+	int code;           /* enum berth_code */
+	int transport;      /* 1 when the error arose in transit: retrying may succeed */
+	char message[1024]; /* what went wrong, context first */
+} berth_error;
+
+/* "NOT_FOUND" for BERTH_NOT_FOUND, and so on. */
+const char *berth_code_name(int code);
+
+typedef struct berth_client berth_client;
+
+typedef struct berth_options {
+	const char *address;   /* NULL: $BERTH_ADDRESS, else BERTH_DEFAULT_ADDRESS */
+	const char *namespace_; /* default namespace; NULL: $BERTH_NAMESPACE, else "default" */
+	int64_t timeout_ms;    /* deadline of each unary call; 0: 30 s */
+	/* CURVE for tcp:// addresses (z85 keys, 40 characters); NULL for none. */
+	const char *server_key;
+	const char *public_key;
+	const char *secret_key;
+} berth_options;
+
+/* Connects lazily: a server that is not up yet is waited for at the first call. */
+berth_client *berth_client_new(const berth_options *opts, berth_error *err);
+/* Closes the connection and NULLs *c. */
+void berth_client_free(berth_client **c);
+void berth_client_set_namespace(berth_client *c, const char *ns);
+/* Borrowed. */
+const char *berth_client_namespace(const berth_client *c);
+const char *berth_client_address(const berth_client *c);
+
+/* --- labels ---------------------------------------------------------------- */
+typedef struct berth_label {
+	char *key;
+	char *value;
+} berth_label;
+
+/* --- version and health ---------------------------------------------------- */
+typedef struct berth_daemon_info {
+	char *daemon;
+	char *version;
+	uint32_t protocol;
+	int32_t pid;
+	int64_t uptime_seconds;
+} berth_daemon_info;
+
+typedef struct berth_backend {
+	char *service;
+	char *address;
+	bool healthy;
+	berth_daemon_info daemon; /* when healthy */
+	char *error;              /* when not */
+	int64_t latency_us;
+} berth_backend;
+
+typedef struct berth_version {
+	berth_daemon_info gateway;
+	size_t n_backends;
+	berth_backend *backends;
+} berth_version;
+
+/* Asks the gateway for its version and every backend's health. */
+int berth_version_get(berth_client *c, berth_version **out, berth_error *err);
+void berth_version_free(berth_version **v);
+/* Health of the daemon at the other end (gateway or a service socket). */
+int berth_health(berth_client *c, berth_daemon_info *out, berth_error *err);
+void berth_daemon_info_clear(berth_daemon_info *d);
+
+/* --- content --------------------------------------------------------------- */
+typedef struct berth_content_info {
+	char digest[72];
+	int64_t size;
+	int64_t created_at; /* ns since the epoch */
+	int64_t updated_at;
+	size_t n_labels;
+	berth_label *labels;
+} berth_content_info;
+
+typedef struct berth_ingest_status {
+	char *ref;
+	int64_t offset;
+	int64_t total;
+	char expected[72];
+	int64_t started_at;
+	int64_t updated_at;
+} berth_ingest_status;
+
+void berth_content_info_clear(berth_content_info *i);
+void berth_content_infos_free(berth_content_info *v, size_t n);
+void berth_ingest_status_clear(berth_ingest_status *s);
+void berth_ingest_statuses_free(berth_ingest_status *v, size_t n);
+
+int berth_content_get_info(berth_client *c, const char *ns, const char *digest, berth_content_info *out,
+		       berth_error *err);
+/* filters: containerd's syntax (fields digest, size, labels.KEY); NULL/0 for all. */
+int berth_content_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
+		       berth_content_info **out, size_t *n_out, berth_error *err);
+/* Sets labels per mask ("labels", "labels.KEY"; none: replace all). out may be NULL. */
+int berth_content_update(berth_client *c, const char *ns, const char *digest, const berth_label *labels,
+			 size_t n_labels, const char *const *mask, size_t n_mask, berth_content_info *out,
+			 berth_error *err);
+int berth_content_delete(berth_client *c, const char *ns, const char *digest, berth_error *err);
+
+/* Receives read data in order; return -1 to stop the read. */
+typedef int (*berth_sink_fn)(void *arg, const void *data, size_t len);
+/* Reads size bytes (0: to the end) from offset; resumes by itself if the
+ * path to the service drops mid-way. */
+int berth_content_read(berth_client *c, const char *ns, const char *digest, int64_t offset, int64_t size,
+		       berth_sink_fn sink, void *arg, berth_error *err);
+
+/* Supplies ingest data: fills buf with up to len bytes, returns the count, 0 at the end, -1 on error. */
+typedef int64_t (*berth_source_fn)(void *arg, void *buf, size_t len);
+/* Optional: positions the source at offset (to resume); return -1 if it cannot
+ * (the library then reads and discards up to offset). */
+typedef int (*berth_seek_fn)(void *arg, int64_t offset);
+/* Called as bytes are stored. */
+typedef void (*berth_progress_fn)(void *arg, int64_t offset, int64_t total);
+
+typedef struct berth_ingest_opts {
+	const char *ref;             /* names the ingest; required */
+	const char *expected_digest; /* checked at commit; NULL: none */
+	int64_t expected_size;       /* checked at commit; 0: unknown */
+	const berth_label *labels;   /* applied at commit */
+	size_t n_labels;
+	berth_source_fn source;
+	berth_seek_fn seek;          /* may be NULL */
+	void *arg;
+	berth_progress_fn progress;  /* may be NULL */
+	void *progress_arg;
+	int64_t retry_ms;            /* keep retrying a lost path this long; 0: 60 s, <0: never */
+} berth_ingest_opts;
+
+/* Writes a blob through an ingest: resumes an ingest of the same ref where it
+ * stopped, retries when the path to the service drops, commits, and returns
+ * the committed digest. */
+int berth_content_ingest(berth_client *c, const char *ns, const berth_ingest_opts *o, char digest_out[72],
+			 berth_error *err);
+int berth_content_status(berth_client *c, const char *ns, const char *ref, berth_ingest_status *out,
+			 berth_error *err);
+int berth_content_list_statuses(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
+				berth_ingest_status **out, size_t *n_out, berth_error *err);
+int berth_content_abort(berth_client *c, const char *ns, const char *ref, berth_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

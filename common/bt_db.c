@@ -1,0 +1,207 @@
+/*
+ * bt_db — sqlite helpers: open with WAL and migrations, a lock for
+ * multi-statement transactions, and checked binds and steps.
+ */
+#define _GNU_SOURCE
+#include "bt_db.h"
+
+#include <pthread.h>
+
+#include "bt_log.h"
+#include "bt_util.h"
+
+struct bt_db {
+	sqlite3 *h;
+	pthread_mutex_t mu;
+	char *path;
+};
+
+int bt_db_error(bt_db *db, bt_err *e, const char *what)
+{
+	int rc = sqlite3_extended_errcode(db->h);
+	int code = BT_INTERNAL;
+
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		code = BT_ALREADY_EXISTS;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = BT_UNAVAILABLE;
+		break;
+	case SQLITE_FULL:
+		code = BT_RESOURCE_EXHAUSTED;
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		code = BT_PERMISSION_DENIED;
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		code = BT_DATA_LOSS;
+		break;
+	}
+	return bt_err_set(e, code, "%s: sqlite: %s", what, sqlite3_errmsg(db->h));
+}
+
+void bt_db_lock(bt_db *db)
+{
+	pthread_mutex_lock(&db->mu);
+}
+
+void bt_db_unlock(bt_db *db)
+{
+	pthread_mutex_unlock(&db->mu);
+}
+
+sqlite3 *bt_db_handle(bt_db *db)
+{
+	return db->h;
+}
+
+int bt_db_exec(bt_db *db, const char *sql, bt_err *e)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		bt_err_set(e, BT_INTERNAL, "sqlite: %s: %.200s", msg ? msg : "error", sql);
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int bt_db_begin(bt_db *db, bt_err *e)
+{
+	return bt_db_exec(db, "BEGIN IMMEDIATE", e);
+}
+
+int bt_db_commit(bt_db *db, bt_err *e)
+{
+	if (bt_db_exec(db, "COMMIT", e) < 0) {
+		bt_db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+void bt_db_rollback(bt_db *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int bt_db_prepare(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e)
+{
+	if (sqlite3_prepare_v2(db->h, sql, -1, out, NULL) != SQLITE_OK)
+		return bt_db_error(db, e, "prepare");
+	return 0;
+}
+
+void bt_db_stmt_freep(sqlite3_stmt **s)
+{
+	if (*s)
+		sqlite3_finalize(*s);
+	*s = NULL;
+}
+
+int bt_db_bind_text(bt_db *db, sqlite3_stmt *s, int idx, const char *v, bt_err *e)
+{
+	int rc = v ? sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, idx);
+	if (rc != SQLITE_OK)
+		return bt_db_error(db, e, "bind");
+	return 0;
+}
+
+int bt_db_bind_int64(bt_db *db, sqlite3_stmt *s, int idx, int64_t v, bt_err *e)
+{
+	if (sqlite3_bind_int64(s, idx, v) != SQLITE_OK)
+		return bt_db_error(db, e, "bind");
+	return 0;
+}
+
+int bt_db_step_done(bt_db *db, sqlite3_stmt *s, bt_err *e)
+{
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return bt_db_error(db, e, "step");
+	return 0;
+}
+
+const char *bt_db_col_text(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	return t ? (const char *)t : "";
+}
+
+int bt_db_schema_version(bt_db *db)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int migrate(bt_db *db, const char *const *migrations, int n, bt_err *e)
+{
+	int v = bt_db_schema_version(db);
+
+	if (v < 0)
+		return bt_db_error(db, e, "read schema version");
+	if (v > n)
+		return bt_err_set(e, BT_FAILED_PRECONDITION,
+				  "%s: schema version %d is newer than this binary knows (%d): refusing to downgrade",
+				  db->path, v, n);
+	for (int i = v; i < n; i++) {
+		_cleanup_free_ char *set = bt_xasprintf("PRAGMA user_version = %d", i + 1);
+		if (bt_db_begin(db, e) < 0)
+			return -1;
+		if (bt_db_exec(db, migrations[i], e) < 0 || bt_db_exec(db, set, e) < 0) {
+			bt_db_rollback(db);
+			return bt_err_wrap(e, "%s: migration to schema %d", db->path, i + 1);
+		}
+		if (bt_db_commit(db, e) < 0)
+			return -1;
+		bt_log_info("%s: schema migrated to version %d", db->path, i + 1);
+	}
+	return 0;
+}
+
+int bt_db_open(const char *path, const char *const *migrations, int n_migrations, bt_db **out, bt_err *e)
+{
+	bt_db *db = bt_xzalloc(sizeof(*db));
+
+	pthread_mutex_init(&db->mu, NULL);
+	db->path = bt_xstrdup(path);
+	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK) {
+		bt_err_set(e, BT_INTERNAL, "open database %s: %s", path,
+			   db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		bt_db_close(&db);
+		return -1;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	if (bt_db_exec(db, "PRAGMA journal_mode=WAL", e) < 0 || bt_db_exec(db, "PRAGMA synchronous=FULL", e) < 0 ||
+	    bt_db_exec(db, "PRAGMA foreign_keys=ON", e) < 0 || migrate(db, migrations, n_migrations, e) < 0) {
+		bt_err_wrap(e, "open database %s", path);
+		bt_db_close(&db);
+		return -1;
+	}
+	*out = db;
+	return 0;
+}
+
+void bt_db_close(bt_db **dbp)
+{
+	bt_db *db = *dbp;
+	if (!db)
+		return;
+	if (db->h)
+		sqlite3_close_v2(db->h);
+	pthread_mutex_destroy(&db->mu);
+	free(db->path);
+	free(db);
+	*dbp = NULL;
+}

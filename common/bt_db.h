@@ -1,0 +1,51 @@
+/*
+ * bt_db — sqlite3 as every berth service uses it: one database file per
+ * service, WAL journal, a busy timeout, foreign keys on, synchronous=FULL,
+ * and a schema version (PRAGMA user_version) advanced by an ordered list of
+ * migrations, each applied in its own transaction.
+ *
+ * A bt_db is shared by a daemon's threads; bt_db_lock/unlock serialise the
+ * statements and transactions that must not interleave (sqlite's own
+ * serialisation is per statement, not per transaction).
+ */
+#ifndef BT_DB_H
+#define BT_DB_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "bt_err.h"
+
+typedef struct bt_db bt_db;
+
+/* Migrations: migrations[i] takes the schema from version i to i+1. */
+int bt_db_open(const char *path, const char *const *migrations, int n_migrations, bt_db **out, bt_err *e);
+void bt_db_close(bt_db **db);
+sqlite3 *bt_db_handle(bt_db *db);
+int bt_db_schema_version(bt_db *db);
+
+void bt_db_lock(bt_db *db);
+void bt_db_unlock(bt_db *db);
+
+/* These expect the caller to hold the lock. */
+int bt_db_exec(bt_db *db, const char *sql, bt_err *e);
+int bt_db_begin(bt_db *db, bt_err *e);       /* BEGIN IMMEDIATE */
+int bt_db_commit(bt_db *db, bt_err *e);
+void bt_db_rollback(bt_db *db);              /* never fails visibly */
+/* Prepares a statement; message names the SQL on failure. */
+int bt_db_prepare(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
+/* Fills e from the connection's last error, prefixed with what. */
+int bt_db_error(bt_db *db, bt_err *e, const char *what);
+
+void bt_db_stmt_freep(sqlite3_stmt **s);
+#define _cleanup_stmt_ __attribute__((cleanup(bt_db_stmt_freep)))
+
+/* Binds text (NULL → SQL NULL) — wrappers that check the return value. */
+int bt_db_bind_text(bt_db *db, sqlite3_stmt *s, int idx, const char *v, bt_err *e);
+int bt_db_bind_int64(bt_db *db, sqlite3_stmt *s, int idx, int64_t v, bt_err *e);
+/* Steps a statement that returns no rows (INSERT/UPDATE/DELETE). */
+int bt_db_step_done(bt_db *db, sqlite3_stmt *s, bt_err *e);
+/* Column text or "" when NULL. */
+const char *bt_db_col_text(sqlite3_stmt *s, int col);
+
+#endif

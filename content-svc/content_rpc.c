@@ -1,0 +1,374 @@
+/*
+ * content_rpc — handlers of the "content" service: decode, call the store,
+ * encode.  The logic lives in content_store.c.
+ */
+#define _GNU_SOURCE
+#include "content_rpc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth/content/v1/content.pb-c.h"
+#include "bt_filter.h"
+#include "bt_log.h"
+#include "bt_pbmap.h"
+#include "bt_util.h"
+
+#define LIST_BATCH 128
+
+typedef Berth__Content__V1__Info pb_info;
+
+/* Fills a pb Info borrowing from i; release with info_pb_release. */
+static void info_to_pb(const content_info *i, pb_info *out)
+{
+	berth__content__v1__info__init(out);
+	out->digest = (char *)i->digest;
+	out->size = i->size;
+	out->created_at = i->created;
+	out->updated_at = i->updated;
+	out->labels = (Berth__Content__V1__Info__LabelsEntry **)bt_pbmap_from_labels(
+		&i->labels, &berth__content__v1__info__labels_entry__descriptor, &out->n_labels);
+}
+
+static void info_pb_release(pb_info *p)
+{
+	bt_pbmap_free((void **)p->labels, p->n_labels);
+	p->labels = NULL;
+	p->n_labels = 0;
+}
+
+static void h_info(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__InfoRequest *r = bt_call_req(call);
+	Berth__Content__V1__InfoResponse resp = BERTH__CONTENT__V1__INFO_RESPONSE__INIT;
+	content_info info = { 0 };
+	pb_info pi;
+	bt_err e;
+
+	if (content_info_get(ctx, bt_call_namespace(call), r->digest, &info, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	info_to_pb(&info, &pi);
+	resp.info = &pi;
+	bt_call_reply(call, &resp.base);
+	info_pb_release(&pi);
+	content_info_clear(&info);
+}
+
+static void h_update(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__UpdateRequest *r = bt_call_req(call);
+	Berth__Content__V1__UpdateResponse resp = BERTH__CONTENT__V1__UPDATE_RESPONSE__INIT;
+	content_info info = { 0 };
+	bt_labels want = { 0 };
+	pb_info pi;
+	bt_err e;
+
+	if (!r->info) {
+		bt_call_errorf(call, BT_INVALID_ARGUMENT, "update: info is required");
+		return;
+	}
+	bt_pbmap_to_labels((void *const *)r->info->labels, r->info->n_labels, &want);
+	if (content_update(ctx, bt_call_namespace(call), r->info->digest, &want, r->update_mask, r->n_update_mask,
+			   &info, &e) < 0) {
+		bt_labels_clear(&want);
+		bt_call_error(call, &e);
+		return;
+	}
+	bt_labels_clear(&want);
+	info_to_pb(&info, &pi);
+	resp.info = &pi;
+	bt_call_reply(call, &resp.base);
+	info_pb_release(&pi);
+	content_info_clear(&info);
+}
+
+typedef struct list_state {
+	bt_call *call;
+	pb_info items[LIST_BATCH];
+	pb_info *ptrs[LIST_BATCH];
+	content_info copies[LIST_BATCH];
+	size_t n;
+	bt_err err;
+} list_state;
+
+static int list_flush(list_state *st)
+{
+	Berth__Content__V1__ListResponse r = BERTH__CONTENT__V1__LIST_RESPONSE__INIT;
+	int rc = 0;
+
+	if (st->n == 0)
+		return 0;
+	for (size_t i = 0; i < st->n; i++) {
+		info_to_pb(&st->copies[i], &st->items[i]);
+		st->ptrs[i] = &st->items[i];
+	}
+	r.n_infos = st->n;
+	r.infos = st->ptrs;
+	rc = bt_call_send(st->call, &r.base, &st->err);
+	for (size_t i = 0; i < st->n; i++) {
+		info_pb_release(&st->items[i]);
+		content_info_clear(&st->copies[i]);
+	}
+	st->n = 0;
+	return rc;
+}
+
+static int list_cb(const content_info *i, void *arg)
+{
+	list_state *st = arg;
+	content_info *c = &st->copies[st->n++];
+
+	*c = *i;
+	memset(&c->labels, 0, sizeof(c->labels));
+	bt_labels_copy(&c->labels, &i->labels);
+	if (st->n == LIST_BATCH)
+		return list_flush(st);
+	return 0;
+}
+
+static void h_list(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__ListRequest *r = bt_call_req(call);
+	_cleanup_free_ list_state *st = bt_xzalloc(sizeof(*st));
+	bt_filter *f = NULL;
+	bt_err e;
+
+	st->call = call;
+	if (bt_filter_parse((const char *const *)r->filters, r->n_filters, &f, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	if (content_list(ctx, bt_call_namespace(call), f, list_cb, st, &e) < 0 || list_flush(st) < 0) {
+		bt_filter_free(&f);
+		for (size_t i = 0; i < st->n; i++)
+			content_info_clear(&st->copies[i]);
+		bt_call_error(call, st->err.code ? &st->err : &e);
+		return;
+	}
+	bt_filter_free(&f);
+	bt_call_reply(call, NULL);
+}
+
+static void h_delete(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__DeleteRequest *r = bt_call_req(call);
+	Berth__Content__V1__DeleteResponse resp = BERTH__CONTENT__V1__DELETE_RESPONSE__INIT;
+	bt_err e;
+
+	if (content_delete(ctx, bt_call_namespace(call), r->digest, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	bt_call_reply(call, &resp.base);
+}
+
+static void h_read(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__ReadRequest *r = bt_call_req(call);
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	int64_t size, off, end;
+	bt_err e;
+
+	if (r->offset < 0 || r->size < 0) {
+		bt_call_errorf(call, BT_INVALID_ARGUMENT, "read %s: negative offset or size", r->digest);
+		return;
+	}
+	if (content_open(ctx, bt_call_namespace(call), r->digest, &fd, &size, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	if (r->offset > size || (r->offset == size && size > 0 && r->size > 0)) {
+		bt_call_errorf(call, BT_OUT_OF_RANGE, "read %s: offset %lld is past the end (size %lld)", r->digest,
+			       (long long)r->offset, (long long)size);
+		return;
+	}
+	end = r->size > 0 && r->size < size - r->offset ? r->offset + r->size : size;
+	buf = bt_xmalloc(BT_RPC_CHUNK);
+	for (off = r->offset; off < end;) {
+		Berth__Content__V1__ReadResponse chunk = BERTH__CONTENT__V1__READ_RESPONSE__INIT;
+		size_t want = (size_t)BT_MIN((int64_t)BT_RPC_CHUNK, end - off);
+		ssize_t got = bt_pread_all(fd, buf, want, off);
+		if (got < 0) {
+			bt_err_errno(&e, errno, "read %s", r->digest);
+			bt_call_error(call, &e);
+			return;
+		}
+		if (got == 0) {
+			bt_call_errorf(call, BT_DATA_LOSS, "read %s: blob shorter than recorded", r->digest);
+			return;
+		}
+		chunk.offset = off;
+		chunk.data.data = (uint8_t *)buf;
+		chunk.data.len = (size_t)got;
+		if (bt_call_send(call, &chunk.base, &e) < 0) {
+			bt_call_error(call, &e);
+			return;
+		}
+		off += got;
+	}
+	bt_call_reply(call, NULL);
+}
+
+static void status_to_pb(const content_status *s, Berth__Content__V1__Status *out)
+{
+	berth__content__v1__status__init(out);
+	out->ref = s->ref;
+	out->offset = s->offset;
+	out->total = s->total;
+	out->expected = (char *)s->expected;
+	out->started_at = s->started;
+	out->updated_at = s->updated;
+}
+
+static void h_status(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__StatusRequest *r = bt_call_req(call);
+	Berth__Content__V1__StatusResponse resp = BERTH__CONTENT__V1__STATUS_RESPONSE__INIT;
+	Berth__Content__V1__Status ps;
+	content_status st = { 0 };
+	bt_err e;
+
+	if (content_status_get(ctx, bt_call_namespace(call), r->ref, &st, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	status_to_pb(&st, &ps);
+	resp.status = &ps;
+	bt_call_reply(call, &resp.base);
+	content_status_clear(&st);
+}
+
+typedef struct statuses {
+	content_status *v;
+	size_t n;
+} statuses;
+
+static int statuses_cb(const content_status *st, void *arg)
+{
+	statuses *ss = arg;
+	ss->v = bt_xrealloc(ss->v, (ss->n + 1) * sizeof(*ss->v));
+	ss->v[ss->n] = *st;
+	ss->v[ss->n].ref = bt_xstrdup(st->ref);
+	ss->n++;
+	return 0;
+}
+
+static void h_list_statuses(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__ListStatusesRequest *r = bt_call_req(call);
+	Berth__Content__V1__ListStatusesResponse resp = BERTH__CONTENT__V1__LIST_STATUSES_RESPONSE__INIT;
+	statuses ss = { 0 };
+	bt_filter *f = NULL;
+	bt_err e;
+
+	if (bt_filter_parse((const char *const *)r->filters, r->n_filters, &f, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	if (content_list_statuses(ctx, bt_call_namespace(call), f, statuses_cb, &ss, &e) < 0) {
+		bt_call_error(call, &e);
+	} else {
+		Berth__Content__V1__Status *ps = bt_xcalloc(ss.n, sizeof(*ps));
+		Berth__Content__V1__Status **pp = bt_xcalloc(ss.n, sizeof(*pp));
+		for (size_t i = 0; i < ss.n; i++) {
+			status_to_pb(&ss.v[i], &ps[i]);
+			pp[i] = &ps[i];
+		}
+		resp.n_statuses = ss.n;
+		resp.statuses = pp;
+		bt_call_reply(call, &resp.base);
+		free(ps);
+		free(pp);
+	}
+	for (size_t i = 0; i < ss.n; i++)
+		content_status_clear(&ss.v[i]);
+	free(ss.v);
+	bt_filter_free(&f);
+}
+
+static void h_write(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__WriteRequest *r = bt_call_req(call);
+	Berth__Content__V1__WriteResponse resp = BERTH__CONTENT__V1__WRITE_RESPONSE__INIT;
+	content_write_res res = { 0 };
+	bt_labels labels = { 0 };
+	content_write_req w = {
+		.ref = r->ref,
+		.writer = r->writer,
+		.total = r->total,
+		.expected = r->expected,
+		.offset = r->offset,
+		.data = r->data.data,
+		.len = r->data.len,
+		.labels = &labels,
+	};
+	bt_err e;
+
+	switch (r->action) {
+	case BERTH__CONTENT__V1__WRITE_ACTION__STAT:
+		w.action = CONTENT_STAT;
+		break;
+	case BERTH__CONTENT__V1__WRITE_ACTION__WRITE:
+		w.action = CONTENT_WRITE;
+		break;
+	case BERTH__CONTENT__V1__WRITE_ACTION__COMMIT:
+		w.action = CONTENT_COMMIT;
+		break;
+	default:
+		bt_call_errorf(call, BT_INVALID_ARGUMENT, "write %s: unknown action %d", r->ref, (int)r->action);
+		return;
+	}
+	bt_pbmap_to_labels((void *const *)r->labels, r->n_labels, &labels);
+	if (content_write(ctx, bt_call_namespace(call), &w, &res, &e) < 0) {
+		bt_labels_clear(&labels);
+		bt_call_error(call, &e);
+		return;
+	}
+	bt_labels_clear(&labels);
+	resp.action = r->action;
+	resp.started_at = res.started;
+	resp.updated_at = res.updated;
+	resp.offset = res.offset;
+	resp.total = res.total;
+	resp.digest = res.digest;
+	resp.existed = res.existed;
+	bt_call_reply(call, &resp.base);
+}
+
+static void h_abort(bt_call *call, void *ctx)
+{
+	const Berth__Content__V1__AbortRequest *r = bt_call_req(call);
+	Berth__Content__V1__AbortResponse resp = BERTH__CONTENT__V1__ABORT_RESPONSE__INIT;
+	bt_err e;
+
+	if (content_abort(ctx, bt_call_namespace(call), r->ref, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	bt_call_reply(call, &resp.base);
+}
+
+static const bt_method methods[] = {
+	{ "Info", h_info, 0 },
+	{ "Update", h_update, 0 },
+	{ "List", h_list, 0 },
+	{ "Delete", h_delete, 0 },
+	{ "Read", h_read, 0 },
+	{ "Status", h_status, 0 },
+	{ "ListStatuses", h_list_statuses, 0 },
+	{ "Write", h_write, 0 },
+	{ "Abort", h_abort, 0 },
+};
+
+void content_rpc_service(content_store *store, bt_service *svc)
+{
+	svc->name = "content";
+	svc->desc = &berth__content__v1__content__descriptor;
+	svc->methods = methods;
+	svc->n_methods = BT_ARRAY_LEN(methods);
+	svc->ctx = store;
+}

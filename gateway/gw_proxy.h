@@ -1,0 +1,49 @@
+/*
+ * gw_proxy — the gateway's forwarding loop: the public ROUTER socket, one
+ * DEALER per backend service, and the table of requests in flight.
+ *
+ * For each request it checks the envelope (version, service, method,
+ * namespace, size, the client's in-flight count), sets the principal,
+ * renumbers the request and forwards it; replies are renumbered back.  A
+ * request for a backend that is not connected waits for it a little (the
+ * connect grace, within the request's deadline) and then gets UNAVAILABLE;
+ * a backend that drops
+ * answers UNAVAILABLE for everything it had; a deadline that passes answers
+ * DEADLINE_EXCEEDED and cancels the backend's work.
+ */
+#ifndef GW_PROXY_H
+#define GW_PROXY_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bt_err.h"
+
+typedef struct gw_proxy gw_proxy;
+
+typedef struct gw_route {
+	const char *service;                     /* wire name */
+	const ProtobufCServiceDescriptor *desc;  /* its methods */
+	const char *address;                     /* backend endpoint */
+	bool no_namespace;                       /* methods need no namespace */
+} gw_route;
+
+typedef struct gw_proxy_opts {
+	const char *public_address;
+	unsigned socket_mode;
+	const char *socket_group; /* NULL/"" keeps the owner's group */
+	int max_in_flight;        /* per client */
+	int64_t connect_grace_ms; /* hold a request this long for a backend that is reconnecting */
+} gw_proxy_opts;
+
+gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e);
+/* Adds a backend route (before gw_proxy_run). */
+int gw_proxy_add_route(gw_proxy *p, const gw_route *r, bt_err *e);
+int gw_proxy_run(gw_proxy *p, bt_err *e);
+/* Async-signal-safe. */
+void gw_proxy_stop(gw_proxy *p);
+void gw_proxy_free(gw_proxy **p);
+int64_t gw_proxy_last_tick(gw_proxy *p);
+
+#endif

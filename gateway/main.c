@@ -1,0 +1,139 @@
+/*
+ * berth-gatewayd — the public door of the suite.
+ *
+ * Wires: configuration; the gateway's own services (system) on an inproc
+ * server run by a thread; a route per backend service; then the forwarding
+ * loop on the public socket until told to stop.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "berth/content/v1/content.pb-c.h"
+#include "berth/system/v1/system.pb-c.h"
+#include "bt_config.h"
+#include "bt_daemon.h"
+#include "bt_log.h"
+#include "bt_util.h"
+#include "gw_proxy.h"
+#include "gw_system.h"
+
+#define LOCAL_ENDPOINT "inproc://berth-gateway-local"
+
+/* The backend services the gateway routes to, by wire name. */
+static const struct {
+	const char *service;
+	const ProtobufCServiceDescriptor *desc;
+} backends[] = {
+	{ "content", &berth__content__v1__content__descriptor },
+};
+
+static void *local_main(void *arg)
+{
+	bt_err e;
+	if (bt_server_run(arg, &e) < 0)
+		bt_log_err("local services: %s", e.msg);
+	return NULL;
+}
+
+static int proxy_run(void *arg, bt_err *e)
+{
+	return gw_proxy_run(arg, e);
+}
+
+static void proxy_stop(void *arg)
+{
+	gw_proxy_stop(arg);
+}
+
+static int64_t proxy_tick(void *arg)
+{
+	return gw_proxy_last_tick(arg);
+}
+
+int main(int argc, char **argv)
+{
+	bt_daemon_args args;
+	bt_config *cfg = NULL;
+	bt_server *local = NULL;
+	gw_proxy *proxy = NULL;
+	gw_backend_ref refs[BT_ARRAY_LEN(backends)];
+	char *addrs[BT_ARRAY_LEN(backends)] = { 0 };
+	_cleanup_free_ char *pub = NULL;
+	gw_system sys = { 0 };
+	bt_service svc;
+	pthread_t local_thread;
+	bool local_running = false;
+	bt_err e = { 0 };
+	int rc;
+
+	rc = bt_daemon_init("berth-gatewayd", "Routes client requests to the berth services.", argc, argv, &args,
+			    &cfg, &e);
+	if (rc != 0)
+		goto out;
+	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
+		addrs[i] = bt_config_service_address(cfg, backends[i].service);
+		refs[i].service = backends[i].service;
+		refs[i].address = addrs[i];
+	}
+
+	bt_server_opts lo = { .daemon = "berth-gatewayd", .endpoint = LOCAL_ENDPOINT, .no_system = true };
+	local = bt_server_new(&lo, &e);
+	if (!local) {
+		rc = -1;
+		goto out;
+	}
+	sys.srv = local;
+	sys.backends = refs;
+	sys.n_backends = BT_ARRAY_LEN(backends);
+	gw_system_service(&sys, &svc);
+	if ((rc = bt_server_add(local, &svc, &e)) < 0)
+		goto out;
+
+	pub = args.address ? bt_xstrdup(args.address) : bt_config_gateway_address(cfg);
+	unsigned long mode = strtoul(bt_config_str(cfg, "gateway.socket_mode"), NULL, 8);
+	gw_proxy_opts po = {
+		.public_address = pub,
+		.socket_mode = (unsigned)(mode ? mode : 0660),
+		.socket_group = bt_config_str(cfg, "gateway.socket_group"),
+		.max_in_flight = (int)bt_config_int(cfg, "gateway.max_in_flight"),
+		.connect_grace_ms = bt_config_duration_ms(cfg, "gateway.connect_grace"),
+	};
+	proxy = gw_proxy_new(&po, &e);
+	if (!proxy) {
+		rc = -1;
+		goto out;
+	}
+	gw_route sysroute = { .service = "system",
+			      .desc = &berth__system__v1__system__descriptor,
+			      .address = LOCAL_ENDPOINT,
+			      .no_namespace = true };
+	if ((rc = gw_proxy_add_route(proxy, &sysroute, &e)) < 0)
+		goto out;
+	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
+		gw_route r = { .service = backends[i].service, .desc = backends[i].desc, .address = addrs[i] };
+		if ((rc = gw_proxy_add_route(proxy, &r, &e)) < 0)
+			goto out;
+	}
+	if (pthread_create(&local_thread, NULL, local_main, local) != 0) {
+		rc = bt_err_set(&e, BT_INTERNAL, "cannot start the local services thread");
+		goto out;
+	}
+	local_running = true;
+
+	bt_loop loop = { .run = proxy_run, .stop = proxy_stop, .last_tick = proxy_tick, .arg = proxy, .endpoint = pub };
+	rc = bt_daemon_run_loop(&loop, "routing", &e);
+out:
+	if (rc < 0)
+		bt_log_err("%s", e.msg);
+	if (local_running) {
+		bt_server_stop(local);
+		pthread_join(local_thread, NULL);
+	}
+	gw_proxy_free(&proxy);
+	bt_server_free(&local);
+	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)
+		free(addrs[i]);
+	bt_config_free(&cfg);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,65 @@
+# Shared set-up for the integration tests: a private suite per test file,
+# on its own root and runtime directories, started with berth-dev and
+# stopped afterwards, checking that nothing it made is left behind.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+: "${BUILD:=build}"
+REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+BIN=$REPO/$BUILD/bin
+export PATH=$BIN:$PATH
+export BERTH_BIN=$BIN
+
+# Starts a suite for this file: BERTH_ROOT, BERTH_RUN (short: unix socket
+# paths are limited to 107 bytes) and BERTH_ADDRESS point at it.
+suite_setup() {
+	SUITE_DIR=$(mktemp -d /tmp/bt.XXXXXX)
+	export BERTH_ROOT=$SUITE_DIR/root
+	export BERTH_RUN=$SUITE_DIR/run
+	export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock
+	export BERTH_CONFIG=$SUITE_DIR/config.toml
+	export BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL:-info}
+	: >"$BERTH_CONFIG"
+	mkdir -p "$BERTH_ROOT" "$BERTH_RUN"
+	berth-dev start "$@" >"$SUITE_DIR/start.log" 2>&1 || {
+		cat "$SUITE_DIR/start.log" >&2
+		cat "$BERTH_RUN"/dev/*.log >&2 2>/dev/null
+		return 1
+	}
+}
+
+# Stops the suite and checks it left no process and no mount behind.
+suite_teardown() {
+	[ -n "${SUITE_DIR:-}" ] || return 0
+	berth-dev stop >/dev/null 2>&1 || true
+	local left
+	left=$(pgrep -f "^$BIN/berth-" -a | while read -r pid cmd; do
+		if tr '\0' '\n' </proc/"$pid"/environ 2>/dev/null | grep -qx "BERTH_RUN=$BERTH_RUN"; then echo "$pid $cmd"; fi
+	done)
+	if [ -n "$left" ]; then
+		echo "processes left behind: $left" >&2
+		kill -9 $(echo "$left" | awk '{print $1}') 2>/dev/null || true
+	fi
+	if grep -q " $SUITE_DIR" /proc/self/mountinfo; then
+		echo "mounts left behind under $SUITE_DIR" >&2
+		grep " $SUITE_DIR" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l
+	fi
+	rm -rf "$SUITE_DIR"
+	[ -z "$left" ]
+}
+
+# The pid of a running daemon of this suite.
+daemon_pid() { cat "$BERTH_RUN/dev/$1.pid"; }
+
+# Prints the daemon logs when a test fails (bats shows output of failed tests).
+dump_logs() {
+	for f in "$BERTH_RUN"/dev/*.log; do
+		[ -e "$f" ] || continue
+		echo "--- $f"
+		tail -n 30 "$f"
+	done
+}
+
+# A random namespace name per test keeps tests of one file apart.
+fresh_ns() { echo "t$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"; }
