@@ -146,7 +146,14 @@ $(BUILD)/tests/tools/%: $(OBJ)/tests/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(LIBCOMMON) $(ALL_LDFLAGS) $(LIBS)
 
-tests-build: $(UNIT_BINS) $(TOOL_BINS)
+BENCH_SRC  := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+$(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIBBERTH_A) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(LIBBERTH_A) $(LIBCOMMON) $(ALL_LDFLAGS) $(LIBS)
+
+tests-build: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 test: all
 	BUILD=$(BUILD) tests/run.sh

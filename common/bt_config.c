@@ -37,6 +37,14 @@ static const key_def keys[] = {
 	{ "services.*.address", K_STR, "",
 	  "Endpoint of an internal service (content, snapshots, images, tasks); "
 	  "empty means ipc://$run/svc/NAME.sock." },
+	{ "snapshots.driver", K_STR, "overlayfs",
+	  "Driver of this berth-snapshotd instance: overlayfs or native." },
+	{ "snapshots.name", K_STR, "",
+	  "Name this berth-snapshotd instance serves under; empty means its driver's name." },
+	{ "snapshots.default", K_STR, "",
+	  "Snapshotter used when a request names none; empty means the local instance's name." },
+	{ "snapshotters.*.address", K_STR, "",
+	  "Endpoint of a further snapshotter NAME (any process speaking the snapshots protocol)." },
 	{ "content.lock_timeout", K_DURATION, "30s",
 	  "An ingest's writer loses its hold on the ref after this long without writing." },
 	{ "content.max_ingests", K_INT, "4096", "Ingests in progress per namespace." },
@@ -247,6 +255,71 @@ char *bt_config_service_address(const bt_config *c, const char *service)
 	if (a && *a)
 		return bt_xstrdup(a);
 	return bt_xasprintf("ipc://%s/svc/%s.sock", c->run, service);
+}
+
+const char *bt_config_local_snapshotter(const bt_config *c)
+{
+	const char *n = bt_config_str(c, "snapshots.name");
+	return n && *n ? n : bt_config_str(c, "snapshots.driver");
+}
+
+const char *bt_config_default_snapshotter(const bt_config *c)
+{
+	const char *n = bt_config_str(c, "snapshots.default");
+	return n && *n ? n : bt_config_local_snapshotter(c);
+}
+
+size_t bt_config_snapshotters(const bt_config *c, bt_snapshotter_ref **out)
+{
+	const bt_toml *t = c->doc ? bt_toml_get(c->doc, "snapshotters") : NULL;
+	size_t n = 1, cap = 1 + (t ? bt_toml_len(t) : 0);
+	bt_snapshotter_ref *v = bt_xcalloc(cap, sizeof(*v));
+
+	v[0].name = bt_xstrdup(bt_config_local_snapshotter(c));
+	v[0].address = bt_config_service_address(c, "snapshots");
+	for (size_t i = 0; t && bt_toml_kind(t) == BT_TOML_TABLE && i < bt_toml_len(t); i++) {
+		const bt_toml *entry = bt_toml_at(t, i);
+		const bt_toml *addr = bt_toml_kind(entry) == BT_TOML_TABLE ? bt_toml_get(entry, "address") : NULL;
+		const char *a = addr ? bt_toml_str(addr) : NULL;
+		if (!a || !*a)
+			continue;
+		const char *name = bt_toml_key_at(t, i);
+		if (strcmp(name, v[0].name) == 0) {
+			/* configuring the local name's address moves it */
+			free(v[0].address);
+			v[0].address = bt_xstrdup(a);
+			continue;
+		}
+		v[n].name = bt_xstrdup(name);
+		v[n].address = bt_xstrdup(a);
+		n++;
+	}
+	*out = v;
+	return n;
+}
+
+void bt_snapshotters_free(bt_snapshotter_ref *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].address);
+	}
+	free(v);
+}
+
+char *bt_config_snapshotter_address(const bt_config *c, const char *name)
+{
+	bt_snapshotter_ref *v;
+	size_t n = bt_config_snapshotters(c, &v);
+	char *found = NULL;
+
+	if (!name || !*name)
+		name = bt_config_default_snapshotter(c);
+	for (size_t i = 0; i < n && !found; i++)
+		if (strcmp(v[i].name, name) == 0)
+			found = bt_xstrdup(v[i].address);
+	bt_snapshotters_free(v, n);
+	return found;
 }
 
 char *bt_config_gateway_address(const bt_config *c)

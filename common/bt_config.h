@@ -42,6 +42,21 @@ void bt_config_free(bt_config **c);
 char *bt_config_service_address(const bt_config *c, const char *service);
 /* The gateway's public endpoint: [gateway] address, default ipc://$run/berth.sock. Caller frees. */
 char *bt_config_gateway_address(const bt_config *c);
+/* Snapshotters: the local berth-snapshotd's (named by snapshots.name, else
+ * its driver) and every [snapshotters.NAME] with an address. */
+typedef struct bt_snapshotter_ref {
+	char *name;
+	char *address;
+} bt_snapshotter_ref;
+/* All known snapshotters, the local one first; free with bt_snapshotters_free. */
+size_t bt_config_snapshotters(const bt_config *c, bt_snapshotter_ref **out);
+void bt_snapshotters_free(bt_snapshotter_ref *v, size_t n);
+/* Name of the local instance's snapshotter, and the default one (borrowed). */
+const char *bt_config_local_snapshotter(const bt_config *c);
+const char *bt_config_default_snapshotter(const bt_config *c);
+/* Endpoint of snapshotter name (NULL/"": the default); NULL when unknown. Caller frees. */
+char *bt_config_snapshotter_address(const bt_config *c, const char *name);
+
 /* A service's state directory: $root/NAME. Caller frees. */
 char *bt_config_state_dir(const bt_config *c, const char *service);
 

@@ -30,6 +30,7 @@ typedef struct backend {
 	gw_route r;
 	char *service;
 	char *address;
+	char *snapshotter;
 	void *sock;
 	void *monitor;
 	int npipes;     /* live connections as the monitor reports them */
@@ -136,9 +137,11 @@ int gw_proxy_add_route(gw_proxy *p, const gw_route *r, bt_err *e)
 	memset(b, 0, sizeof(*b));
 	b->service = bt_xstrdup(r->service);
 	b->address = bt_xstrdup(r->address);
+	b->snapshotter = r->snapshotter ? bt_xstrdup(r->snapshotter) : NULL;
 	b->r = *r;
 	b->r.service = b->service;
 	b->r.address = b->address;
+	b->r.snapshotter = b->snapshotter;
 	b->inproc = bt_startswith(r->address, "inproc://");
 	b->sock = bt_zmq_socket(ZMQ_DEALER, e);
 	if (!b->sock)
@@ -156,11 +159,21 @@ int gw_proxy_add_route(gw_proxy *p, const gw_route *r, bt_err *e)
 	return 0;
 }
 
-static backend *find_backend(gw_proxy *p, const char *service)
+/* The backend for service; for services routed by snapshotter, the one
+ * named (or the default when the name is empty).  Sets *known_service. */
+static backend *find_backend(gw_proxy *p, const char *service, const char *snapshotter, bool *known_service)
 {
-	for (int i = 0; i < p->nroutes; i++)
-		if (strcmp(p->routes[i].service, service) == 0)
-			return &p->routes[i];
+	*known_service = false;
+	for (int i = 0; i < p->nroutes; i++) {
+		backend *b = &p->routes[i];
+		if (strcmp(b->service, service) != 0)
+			continue;
+		*known_service = true;
+		if (!b->snapshotter)
+			return b;
+		if (snapshotter && *snapshotter ? strcmp(b->snapshotter, snapshotter) == 0 : b->r.is_default)
+			return b;
+	}
 	return NULL;
 }
 
@@ -383,9 +396,13 @@ static void on_client(gw_proxy *p)
 			    "message of %zu bytes exceeds the limit of %u bytes", zmq_msg_size(&f[2]), BT_RPC_MAX_MSG);
 		goto out;
 	}
-	b = find_backend(p, h->service);
+	bool known;
+	b = find_backend(p, h->service, h->snapshotter, &known);
 	if (!b) {
-		reply_error(p, cid, cidlen, creq, BT_UNIMPLEMENTED, "unknown service \"%.100s\"", h->service);
+		if (known)
+			reply_error(p, cid, cidlen, creq, BT_NOT_FOUND, "unknown snapshotter \"%.100s\"", h->snapshotter);
+		else
+			reply_error(p, cid, cidlen, creq, BT_UNIMPLEMENTED, "unknown service \"%.100s\"", h->service);
 		goto out;
 	}
 	if (!has_method(b, h->method)) {
@@ -421,6 +438,9 @@ static void on_client(gw_proxy *p)
 	bt_principal *theirs = h->principal;
 	h->principal = &pr;
 	h->request_id = gw_id;
+	char *their_sn = h->snapshotter;
+	if (b->snapshotter)
+		h->snapshotter = b->snapshotter; /* the backend learns which name was meant */
 	pending *q = bt_xzalloc(sizeof(*q));
 	q->gw_id = gw_id;
 	q->be = b;
@@ -430,6 +450,7 @@ static void on_client(gw_proxy *p)
 	q->deadline = h->deadline_ms ? bt_mono_ms() + h->deadline_ms : 0;
 	bt_msg_pack(&q->hdr, &h->base);
 	h->principal = theirs;
+	h->snapshotter = their_sn;
 	zmq_msg_init(&q->body);
 	zmq_msg_move(&q->body, &f[2]);
 	bt_map_put(p->by_gw, &q->gw_id, sizeof(q->gw_id), q);
@@ -678,6 +699,7 @@ void gw_proxy_free(gw_proxy **pp)
 		bt_zmq_close(&b->sock);
 		free(b->service);
 		free(b->address);
+		free(b->snapshotter);
 	}
 	if (p->by_gw) {
 		bt_map_iter_init(&it, p->by_gw);

@@ -27,6 +27,11 @@ typedef struct gw_route {
 	const ProtobufCServiceDescriptor *desc;  /* its methods */
 	const char *address;                     /* backend endpoint */
 	bool no_namespace;                       /* methods need no namespace */
+	/* For a service with several backends chosen by the header's
+	 * snapshotter field (the snapshots service): this backend's name.
+	 * NULL: the service's only backend. */
+	const char *snapshotter;
+	bool is_default; /* the backend a request naming none goes to */
 } gw_route;
 
 typedef struct gw_proxy_opts {
