@@ -102,6 +102,7 @@ DAEMON_LIBS += $(LIB)/lib$(1).a
 endef
 
 $(eval $(call daemon,content,content-svc,berth-contentd))
+$(eval $(call daemon,snapshot,snapshot-svc,berth-snapshotd))
 $(eval $(call daemon,gateway,gateway,berth-gatewayd))
 
 $(BIN)/berth: $(OBJ)/cli/main.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
