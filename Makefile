@@ -113,11 +113,15 @@ $(BIN)/berth-content: $(OBJ)/content-svc/content_debug.o $(LIBCLI) $(LIBBERTH_A)
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
+$(BIN)/berth-snapshot: $(OBJ)/snapshot-svc/snap_debug.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
 $(BIN)/berth-dev: deploy/dev/berth-dev
 	@mkdir -p $(BIN)
 	install -m 0755 $< $@
 
-BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-dev
+BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-snapshot $(BIN)/berth-dev
 
 $(BUILD)/berth.pc: client/berth.pc.in
 	@mkdir -p $(BUILD)

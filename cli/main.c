@@ -14,6 +14,8 @@
 static const cli_cmd top[] = {
 	{ "content", NULL, NULL, "Manage blobs (ls, info, get, ingest, rm, active, label, abort)", cli_content_cmds,
 	  { 0 } },
+	{ "snapshots", cli_snapshots, "[--snapshotter NAME] COMMAND ...",
+	  "Manage snapshots (prepare, view, mounts, commit, rm, ls, info, usage, tree, label)", NULL, { "snapshot" } },
 	{ "version", cli_version, NULL, "Print versions and the health of each service", NULL, { 0 } },
 	{ "health", cli_health, NULL, "Ask the daemon at --address whether it is up", NULL, { 0 } },
 	{ NULL, NULL, NULL, NULL, NULL, { 0 } },

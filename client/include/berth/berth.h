@@ -186,6 +186,89 @@ int berth_content_list_statuses(berth_client *c, const char *ns, const char *con
 				berth_ingest_status **out, size_t *n_out, berth_error *err);
 int berth_content_abort(berth_client *c, const char *ns, const char *ref, berth_error *err);
 
+/* --- snapshots ------------------------------------------------------------- */
+/* Every call names the snapshotter (NULL or "": the gateway's default, or
+ * whichever one answers at a snapshotter's own socket). Keys and names are
+ * 1-1024 bytes of UTF-8 without control characters, "..", or empty '/'
+ * segments. */
+enum berth_snapshot_kind {
+	BERTH_SNAPSHOT_UNKNOWN = 0,
+	BERTH_SNAPSHOT_VIEW = 1,      /* read-only, made by View */
+	BERTH_SNAPSHOT_ACTIVE = 2,    /* writable, made by Prepare */
+	BERTH_SNAPSHOT_COMMITTED = 3, /* immutable; the only kind that can be a parent */
+};
+
+/* A mount to perform: `mount -t type -o options source target`. */
+typedef struct berth_mount {
+	char *type;
+	char *source;
+	char *target; /* below the mount target; "" for the target itself */
+	size_t n_options;
+	char **options;
+} berth_mount;
+
+typedef struct berth_snapshot_info {
+	char *name;   /* key (active, view) or name (committed) */
+	char *parent; /* "" when none */
+	int kind;     /* enum berth_snapshot_kind */
+	int64_t created_at; /* ns since the epoch */
+	int64_t updated_at;
+	size_t n_labels;
+	berth_label *labels;
+} berth_snapshot_info;
+
+typedef struct berth_snapshot_usage {
+	int64_t size;   /* bytes allocated by the snapshot's own layer */
+	int64_t inodes;
+} berth_snapshot_usage;
+
+/* "active", "view", "committed" or "unknown". */
+const char *berth_snapshot_kind_name(int kind);
+void berth_mounts_free(berth_mount *v, size_t n);
+void berth_snapshot_info_clear(berth_snapshot_info *i);
+void berth_snapshot_infos_free(berth_snapshot_info *v, size_t n);
+
+/* Makes the active snapshot key on parent (NULL: none); *mounts (may be
+ * NULL when not wanted) receives what to mount to use it. */
+int berth_snapshot_prepare(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			   const char *parent, const berth_label *labels, size_t n_labels, berth_mount **mounts,
+			   size_t *n_mounts, berth_error *err);
+/* Makes the read-only view key of parent. */
+int berth_snapshot_view(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			const char *parent, const berth_label *labels, size_t n_labels, berth_mount **mounts,
+			size_t *n_mounts, berth_error *err);
+/* The mounts of an active snapshot or a view. */
+int berth_snapshot_mounts(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			  berth_mount **mounts, size_t *n_mounts, berth_error *err);
+/* Commits the active snapshot key as name (key is gone afterwards). */
+int berth_snapshot_commit(berth_client *c, const char *ns, const char *snapshotter, const char *name,
+			  const char *key, const berth_label *labels, size_t n_labels, berth_error *err);
+/* Removes a snapshot that is no other's parent. */
+int berth_snapshot_remove(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			  berth_error *err);
+int berth_snapshot_stat(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			berth_snapshot_info *out, berth_error *err);
+/* Sets labels per mask ("labels", "labels.KEY"; none: replace all). out may be NULL. */
+int berth_snapshot_update(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			  const berth_label *labels, size_t n_labels, const char *const *mask, size_t n_mask,
+			  berth_snapshot_info *out, berth_error *err);
+/* filters: containerd's syntax (fields name, parent, kind, labels.KEY); NULL/0 for all. */
+int berth_snapshot_list(berth_client *c, const char *ns, const char *snapshotter, const char *const *filters,
+			size_t n_filters, berth_snapshot_info **out, size_t *n_out, berth_error *err);
+int berth_snapshot_get_usage(berth_client *c, const char *ns, const char *snapshotter, const char *key,
+			 berth_snapshot_usage *out, berth_error *err);
+/* Removes directories no snapshot owns; *removed (may be NULL) counts them. */
+int berth_snapshot_cleanup(berth_client *c, const char *ns, const char *snapshotter, int64_t *removed,
+			   berth_error *err);
+
+/* Mounts mounts[0..n) onto target, in this process's mount namespace (root
+ * only); overlays too long for one page are handled. On failure nothing
+ * stays mounted. */
+int berth_mount_all(const berth_mount *mounts, size_t n, const char *target, berth_error *err);
+/* Unmounts everything mounted at target (retrying a busy target briefly;
+ * never lazily). */
+int berth_unmount(const char *target, berth_error *err);
+
 #ifdef __cplusplus
 }
 #endif
