@@ -8,8 +8,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "berth/content/v1/content.pb-c.h"
+#include "berth/snapshots/v1/snapshots.pb-c.h"
 #include "berth/system/v1/system.pb-c.h"
 #include "bt_config.h"
 #include "bt_daemon.h"
@@ -57,8 +59,13 @@ int main(int argc, char **argv)
 	bt_config *cfg = NULL;
 	bt_server *local = NULL;
 	gw_proxy *proxy = NULL;
-	gw_backend_ref refs[BT_ARRAY_LEN(backends)];
+	gw_backend_ref *refs = NULL;
+	size_t nrefs = 0;
 	char *addrs[BT_ARRAY_LEN(backends)] = { 0 };
+	/* snapshots: one route per snapshotter, chosen by the header's name */
+	bt_snapshotter_ref *sns = NULL;
+	size_t nsn = 0;
+	char **sn_services = NULL;
 	_cleanup_free_ char *pub = NULL;
 	gw_system sys = { 0 };
 	bt_service svc;
@@ -71,10 +78,18 @@ int main(int argc, char **argv)
 			    &cfg, &e);
 	if (rc != 0)
 		goto out;
+	nsn = bt_config_snapshotters(cfg, &sns);
+	refs = bt_xcalloc(BT_ARRAY_LEN(backends) + nsn, sizeof(*refs));
+	sn_services = bt_xcalloc(nsn, sizeof(char *));
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
 		addrs[i] = bt_config_service_address(cfg, backends[i].service);
-		refs[i].service = backends[i].service;
-		refs[i].address = addrs[i];
+		refs[nrefs].service = backends[i].service;
+		refs[nrefs++].address = addrs[i];
+	}
+	for (size_t i = 0; i < nsn; i++) {
+		sn_services[i] = bt_xasprintf("snapshots/%s", sns[i].name);
+		refs[nrefs].service = sn_services[i];
+		refs[nrefs++].address = sns[i].address;
 	}
 
 	bt_server_opts lo = { .daemon = "berth-gatewayd", .endpoint = LOCAL_ENDPOINT, .no_system = true };
@@ -85,7 +100,7 @@ int main(int argc, char **argv)
 	}
 	sys.srv = local;
 	sys.backends = refs;
-	sys.n_backends = BT_ARRAY_LEN(backends);
+	sys.n_backends = nrefs;
 	gw_system_service(&sys, &svc);
 	if ((rc = bt_server_add(local, &svc, &e)) < 0)
 		goto out;
@@ -115,6 +130,15 @@ int main(int argc, char **argv)
 		if ((rc = gw_proxy_add_route(proxy, &r, &e)) < 0)
 			goto out;
 	}
+	for (size_t i = 0; i < nsn; i++) {
+		gw_route r = { .service = "snapshots",
+			       .desc = &berth__snapshots__v1__snapshots__descriptor,
+			       .address = sns[i].address,
+			       .snapshotter = sns[i].name,
+			       .is_default = strcmp(sns[i].name, bt_config_default_snapshotter(cfg)) == 0 };
+		if ((rc = gw_proxy_add_route(proxy, &r, &e)) < 0)
+			goto out;
+	}
 	if (pthread_create(&local_thread, NULL, local_main, local) != 0) {
 		rc = bt_err_set(&e, BT_INTERNAL, "cannot start the local services thread");
 		goto out;
@@ -134,6 +158,11 @@ out:
 	bt_server_free(&local);
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)
 		free(addrs[i]);
+	for (size_t i = 0; sn_services && i < nsn; i++)
+		free(sn_services[i]);
+	free(sn_services);
+	bt_snapshotters_free(sns, nsn);
+	free(refs);
 	bt_config_free(&cfg);
 	return rc < 0 ? 1 : 0;
 }
