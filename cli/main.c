@@ -47,6 +47,7 @@ int main(int argc, char **argv)
 	int c, rc;
 	int64_t ms;
 
+	bt_tune_malloc();
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+a:n:h", opts, NULL)) != -1) {
 		switch (c) {

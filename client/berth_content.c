@@ -4,16 +4,18 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
 #include "berth/content/v1/content.pb-c.h"
 #include "berth_internal.h"
 #include "bt_pbmap.h"
+#include "bt_pbwire.h"
 #include "bt_rpc.h"
 #include "bt_util.h"
 
-#define WRITE_WINDOW 4        /* writes in flight */
+#define WRITE_WINDOW 8 /* 1 MiB writes in flight */
 #define DEFAULT_RETRY_MS 60000
 
 static void info_from_pb(const Berth__Content__V1__Info *p, berth_content_info *out)
@@ -159,10 +161,32 @@ static void backoff_sleep(int attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* A ReadResponse frame: field 1 offset (varint), field 2 data (bytes). */
+static int parse_chunk(zmq_msg_t *m, int64_t *offset, const uint8_t **data, size_t *len)
+{
+	const uint8_t *p = zmq_msg_data(m), *end = p + zmq_msg_size(m);
+	bt_pb_field f;
+	int rc;
+
+	*offset = 0;
+	*data = NULL;
+	*len = 0;
+	while ((rc = bt_pb_next(&p, end, &f)) == 1) {
+		if (f.field == 1 && f.wiretype == BT_PB_VARINT)
+			*offset = (int64_t)f.varint;
+		else if (f.field == 2 && f.wiretype == BT_PB_LEN) {
+			*data = f.bytes;
+			*len = f.len;
+		}
+	}
+	return rc;
+}
+
 int berth_content_read(berth_client *c, const char *ns, const char *digest, int64_t offset, int64_t size,
 		       berth_sink_fn sink, void *arg, berth_error *err)
 {
 	int64_t done = 0, last_progress = bt_mono_ms();
+	bool contacted = false;
 	bt_err e;
 
 	for (int attempt = 0;; attempt++) {
@@ -180,21 +204,26 @@ int berth_content_read(berth_client *c, const char *ns, const char *digest, int6
 		s = bt_conn_stream(c->conn, &cs, &req.base, &berth__content__v1__read_response__descriptor, &e);
 		rc = s ? 1 : -1;
 		while (rc > 0) {
-			Berth__Content__V1__ReadResponse *chunk = NULL;
-			rc = bt_stream_next(s, (void **)&chunk, &e);
+			zmq_msg_t frame;
+			int64_t at;
+			const uint8_t *data;
+			size_t len;
+			rc = bt_stream_next_raw(s, &frame, &e);
 			if (rc <= 0)
 				break;
-			if (chunk->offset != offset + done) {
-				bt_err_set(&e, BT_DATA_LOSS, "read %s: chunk at %lld, expected %lld", digest,
-					   (long long)chunk->offset, (long long)(offset + done));
-				protobuf_c_message_free_unpacked(&chunk->base, NULL);
+			/* decoded by hand: the chunk is used where it lies */
+			if (parse_chunk(&frame, &at, &data, &len) < 0 || at != offset + done) {
+				bt_err_set(&e, BT_DATA_LOSS, "read %s: malformed or misplaced chunk (expected offset %lld)",
+					   digest, (long long)(offset + done));
+				zmq_msg_close(&frame);
 				rc = -1;
 				break;
 			}
-			int sr = sink(arg, chunk->data.data, chunk->data.len);
-			done += (int64_t)chunk->data.len;
+			int sr = sink(arg, data, len);
+			contacted = true;
+			done += (int64_t)len;
 			last_progress = bt_mono_ms();
-			protobuf_c_message_free_unpacked(&chunk->base, NULL);
+			zmq_msg_close(&frame);
 			if (sr < 0) {
 				bt_stream_free(&s);
 				bt_err_set(&e, BT_CANCELLED, "read %s: stopped by the receiver", digest);
@@ -204,8 +233,9 @@ int berth_content_read(berth_client *c, const char *ns, const char *digest, int6
 		bt_stream_free(&s);
 		if (rc == 0)
 			return 0;
-		/* A lost path is retried from where the data stopped. */
-		if (!e.transport || bt_mono_ms() - last_progress > DEFAULT_RETRY_MS)
+		/* A lost path is retried from where the data stopped; one that
+		 * never answered is not there. */
+		if (!e.transport || !contacted || bt_mono_ms() - last_progress > DEFAULT_RETRY_MS)
 			return berth_fail(err, &e);
 		backoff_sleep(attempt);
 	}
@@ -213,12 +243,48 @@ int berth_content_read(berth_client *c, const char *ns, const char *digest, int6
 
 /* --- ingest ------------------------------------------------------------------ */
 
+/* A chunk's bytes live in a buffer with room in front for the rest of the
+ * WriteRequest, so the request is encoded around the data and sent without
+ * copying it. ZeroMQ holds a reference while it sends. */
+#define PREFIX_ROOM 1024
+
+typedef struct cbuf {
+	atomic_int refs;
+	char bytes[];
+} cbuf;
+
 typedef struct chunk {
 	int64_t offset;
 	size_t len;
-	char *data;
+	cbuf *buf; /* data at buf->bytes + PREFIX_ROOM */
 	uint64_t id; /* request in flight, 0 when not sent */
 } chunk;
+
+static cbuf *cbuf_new(size_t len)
+{
+	cbuf *b = bt_xmalloc(sizeof(*b) + PREFIX_ROOM + len);
+	atomic_init(&b->refs, 1);
+	return b;
+}
+
+static void cbuf_unref(void *data, void *hint)
+{
+	cbuf *b = hint;
+	(void)data;
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+		free(b);
+}
+
+static char *chunk_data(chunk *ch)
+{
+	return ch->buf->bytes + PREFIX_ROOM;
+}
+
+static void chunk_drop(chunk *ch)
+{
+	cbuf_unref(NULL, ch->buf);
+	ch->buf = NULL;
+}
 
 typedef struct ingest_run {
 	berth_client *c;
@@ -230,6 +296,7 @@ typedef struct ingest_run {
 	chunk win[WRITE_WINDOW]; /* unacknowledged chunks, oldest first */
 	int nwin;
 	int64_t acked; /* server offset confirmed */
+	bool contacted; /* the service answered at least once */
 } ingest_run;
 
 static void fill_write(ingest_run *r, Berth__Content__V1__WriteRequest *w, Berth__Content__V1__WriteAction a)
@@ -253,6 +320,7 @@ static int do_stat(ingest_run *r, int64_t *offset, bt_err *e)
 	if (bt_conn_call(r->c->conn, &cs, &w.base, &berth__content__v1__write_response__descriptor, (void **)&resp,
 			 e) < 0)
 		return -1;
+	r->contacted = true;
 	*offset = resp->offset;
 	return 0;
 }
@@ -278,7 +346,7 @@ static int realign(ingest_run *r, int64_t server, bt_err *e)
 {
 	/* drop chunks the server has */
 	while (r->nwin > 0 && r->win[0].offset + (int64_t)r->win[0].len <= server) {
-		free(r->win[0].data);
+		chunk_drop(&r->win[0]);
 		memmove(&r->win[0], &r->win[1], (size_t)(r->nwin - 1) * sizeof(chunk));
 		r->nwin--;
 	}
@@ -289,9 +357,13 @@ static int realign(ingest_run *r, int64_t server, bt_err *e)
 		if (r->win[0].offset == server)
 			return 0;
 		if (r->win[0].offset < server) {
-			/* the server holds part of the oldest chunk: trim it */
+			/* the server holds part of the oldest chunk: keep the rest,
+			 * in a new buffer (ZeroMQ may still hold the old one) */
 			size_t cut = (size_t)(server - r->win[0].offset);
-			memmove(r->win[0].data, r->win[0].data + cut, r->win[0].len - cut);
+			cbuf *nb = cbuf_new(r->win[0].len - cut);
+			memcpy(nb->bytes + PREFIX_ROOM, chunk_data(&r->win[0]) + cut, r->win[0].len - cut);
+			chunk_drop(&r->win[0]);
+			r->win[0].buf = nb;
 			r->win[0].len -= cut;
 			r->win[0].offset = server;
 			return 0;
@@ -308,7 +380,7 @@ static int realign(ingest_run *r, int64_t server, bt_err *e)
 					  "ingest %s: the service holds %lld bytes but the source cannot rewind there",
 					  r->o->ref, (long long)want);
 		for (int i = 0; i < r->nwin; i++)
-			free(r->win[i].data);
+			chunk_drop(&r->win[i]);
 		r->nwin = 0;
 		r->src_pos = want;
 		r->eof = false;
@@ -332,17 +404,52 @@ static int realign(ingest_run *r, int64_t server, bt_err *e)
 	return 0;
 }
 
+static uint8_t *put_string(uint8_t *p, uint32_t field, const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0)
+		return p;
+	p = bt_pb_put_key(p, field, BT_PB_LEN);
+	p = bt_pb_put_varint(p, n);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static uint8_t *put_varint_field(uint8_t *p, uint32_t field, uint64_t v)
+{
+	if (v == 0)
+		return p;
+	p = bt_pb_put_key(p, field, BT_PB_VARINT);
+	return bt_pb_put_varint(p, v);
+}
+
+/* Encodes a WRITE request (content.proto's WriteRequest field numbers) in
+ * front of the chunk's data and sends it without copying the data. */
 static int send_chunk(ingest_run *r, chunk *ch, bt_err *e)
 {
-	Berth__Content__V1__WriteRequest w;
 	bt_callspec cs = berth_spec(r->c, "content", "Write", r->ns);
+	uint8_t prefix[PREFIX_ROOM], *p = prefix;
+	const char *expected = r->o->expected_digest ? r->o->expected_digest : "";
+	zmq_msg_t m;
 
-	fill_write(r, &w, BERTH__CONTENT__V1__WRITE_ACTION__WRITE);
-	w.offset = ch->offset;
-	w.data.data = (uint8_t *)ch->data;
-	w.data.len = ch->len;
+	if (strlen(r->o->ref) + strlen(r->writer) + strlen(expected) + 64 > PREFIX_ROOM)
+		return bt_err_set(e, BT_INVALID_ARGUMENT, "ingest: ref or expected digest too long");
+	p = put_varint_field(p, 1, BERTH__CONTENT__V1__WRITE_ACTION__WRITE);
+	p = put_string(p, 2, r->o->ref);
+	p = put_string(p, 3, r->writer);
+	p = put_varint_field(p, 4, (uint64_t)r->o->expected_size);
+	p = put_string(p, 5, expected);
+	p = put_varint_field(p, 6, (uint64_t)ch->offset);
+	p = bt_pb_put_key(p, 7, BT_PB_LEN);
+	p = bt_pb_put_varint(p, ch->len);
+	size_t plen = (size_t)(p - prefix);
+	char *start = chunk_data(ch) - plen;
+	memcpy(start, prefix, plen);
+	atomic_fetch_add(&ch->buf->refs, 1);
+	if (zmq_msg_init_data(&m, start, plen + ch->len, cbuf_unref, ch->buf) < 0)
+		bt_oom();
 	cs.order_key = r->o->ref;
-	return bt_conn_send(r->c->conn, &cs, &w.base, &ch->id, e);
+	return bt_conn_send_raw(r->c->conn, &cs, &m, &ch->id, e);
 }
 
 /* Collects the oldest chunk's reply. */
@@ -356,7 +463,7 @@ static int collect_oldest(ingest_run *r, bt_err *e)
 	if (rc < 0)
 		return -1;
 	r->acked = resp->offset;
-	free(ch->data);
+	chunk_drop(ch);
 	memmove(&r->win[0], &r->win[1], (size_t)(r->nwin - 1) * sizeof(chunk));
 	r->nwin--;
 	if (r->o->progress)
@@ -392,12 +499,11 @@ static int pump(ingest_run *r, bt_err *e)
 		if (r->eof)
 			return 0;
 		chunk *ch = &r->win[r->nwin];
-		ch->data = bt_xmalloc(BT_RPC_CHUNK);
+		ch->buf = cbuf_new(BT_RPC_CHUNK);
 		ch->offset = r->src_pos;
-		int64_t n = source_read(r, ch->data, BT_RPC_CHUNK, e);
+		int64_t n = source_read(r, chunk_data(ch), BT_RPC_CHUNK, e);
 		if (n <= 0) {
-			free(ch->data);
-			ch->data = NULL;
+			chunk_drop(ch);
 			if (n < 0)
 				return -1;
 			continue;
@@ -465,12 +571,14 @@ int berth_content_ingest(berth_client *c, const char *ns, const berth_ingest_opt
 			last_acked = r.acked;
 			last_progress = bt_mono_ms();
 		}
-		if (!e.transport || retry_ms < 0 || bt_mono_ms() - last_progress > retry_ms)
+		/* Retry a path that was lost, not one that never was: with no
+		 * answer ever, the service is simply not there. */
+		if (!e.transport || !r.contacted || retry_ms < 0 || bt_mono_ms() - last_progress > retry_ms)
 			break;
 		backoff_sleep(attempt);
 	}
 	for (int i = 0; i < r.nwin; i++)
-		free(r.win[i].data);
+		chunk_drop(&r.win[i]);
 	free(r.writer);
 	if (rc < 0)
 		return berth_fail(err, &e);

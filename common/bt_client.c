@@ -16,6 +16,7 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_CONNECT_MS 3000
 #define MAX_PENDING 4096
+#define MONITOR_MS 50
 
 typedef struct pending_reply {
 	struct pending_reply *next;
@@ -195,6 +196,10 @@ static int wait_connected(bt_conn *c, int64_t deadline, bt_err *e)
 	int64_t until = bt_mono_ms() + c->connect_ms;
 	if (deadline && deadline < until)
 		until = deadline;
+	/* Fast path: a connection is known. A disconnect not yet read from the
+	 * monitor marks this call lost when it is read (recv_reply). */
+	if (c->npipes > 0 || c->inproc)
+		return 0;
 	for (;;) {
 		drain_monitor(c);
 		int ev = 0;
@@ -212,20 +217,23 @@ static int wait_connected(bt_conn *c, int64_t deadline, bt_err *e)
 	}
 }
 
-static int send_header_body(bt_conn *c, const bt_reqhdr *h, const ProtobufCMessage *body, int64_t deadline, bt_err *e)
+/* Sends the header and a body frame (taking ownership of bm). */
+static int send_header_body(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64_t deadline, bt_err *e)
 {
-	zmq_msg_t hm, bm;
+	zmq_msg_t hm;
 
-	if (wait_connected(c, deadline, e) < 0)
+	if (wait_connected(c, deadline, e) < 0) {
+		zmq_msg_close(bm);
 		return -1;
+	}
 	bt_msg_pack(&hm, &h->base);
 	if (zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&hm);
+		zmq_msg_close(bm);
 		return unavailable(c, e, zmq_strerror(errno));
 	}
-	bt_msg_pack(&bm, body);
-	if (zmq_msg_send(&bm, c->sock, ZMQ_DONTWAIT) < 0) {
-		zmq_msg_close(&bm);
+	if (zmq_msg_send(bm, c->sock, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(bm);
 		return unavailable(c, e, zmq_strerror(errno));
 	}
 	return 0;
@@ -256,18 +264,20 @@ static int send_control(bt_conn *c, uint64_t id, bool cancel, uint32_t credit)
 	return bt_send_pb(c->sock, &h.base, ZMQ_DONTWAIT);
 }
 
-static int start_call(bt_conn *c, const bt_callspec *cs, const ProtobufCMessage *req, bool stream, uint64_t *idp,
-		      bt_err *e)
+/* Starts a call with an encoded body (taking ownership of bm). */
+static int start_call_msg(bt_conn *c, const bt_callspec *cs, zmq_msg_t *bm, bool stream, uint64_t *idp, bt_err *e)
 {
 	bt_reqhdr h = BERTH__RPC__V1__REQUEST_HEADER__INIT;
 	int64_t timeout = cs->timeout_ms == 0 ? (stream ? -1 : c->timeout_ms) : cs->timeout_ms;
 	int64_t deadline = timeout > 0 ? bt_mono_ms() + timeout : 0;
 	uint64_t id = c->next_id++;
 
-	if (bt_map_len(c->inflight) >= MAX_PENDING)
+	if (bt_map_len(c->inflight) >= MAX_PENDING) {
+		zmq_msg_close(bm);
 		return bt_err_set(e, BT_RESOURCE_EXHAUSTED, "too many calls in flight on one connection");
+	}
 	fill_header(&h, cs, id, timeout);
-	if (send_header_body(c, &h, req, deadline, e) < 0)
+	if (send_header_body(c, &h, bm, deadline, e) < 0)
 		return bt_err_wrap(e, "%s.%s", cs->service, cs->method);
 	inflight *f = bt_xzalloc(sizeof(*f));
 	f->deadline = deadline;
@@ -275,6 +285,20 @@ static int start_call(bt_conn *c, const bt_callspec *cs, const ProtobufCMessage 
 	bt_map_put(c->inflight, &id, sizeof(id), f);
 	*idp = id;
 	return 0;
+}
+
+static int start_call(bt_conn *c, const bt_callspec *cs, const ProtobufCMessage *req, bool stream, uint64_t *idp,
+		      bt_err *e)
+{
+	zmq_msg_t bm;
+
+	bt_msg_pack(&bm, req);
+	return start_call_msg(c, cs, &bm, stream, idp, e);
+}
+
+int bt_conn_send_raw(bt_conn *c, const bt_callspec *cs, zmq_msg_t *body, uint64_t *id, bt_err *e)
+{
+	return start_call_msg(c, cs, body, false, id, e);
 }
 
 static pending_reply *take_pending(bt_conn *c, uint64_t id)
@@ -299,7 +323,6 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 	if (p)
 		return p;
 	for (;;) {
-		drain_monitor(c);
 		if (f->lost) {
 			unavailable(c, e, "connection lost while waiting for the reply");
 			bt_err_wrap(e, "%s", what);
@@ -315,9 +338,11 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 				return NULL;
 			}
 		}
-		zmq_pollitem_t items[2] = { { .socket = c->sock, .events = ZMQ_POLLIN },
-					    { .socket = c->monitor, .events = ZMQ_POLLIN } };
-		int rc = zmq_poll(items, 2, left < 0 ? 1000 : BT_MIN(left, 1000));
+		/* Only the socket is polled (each socket in a poll set costs
+		 * system calls); the monitor is read when a wait times out, so a
+		 * lost connection is noticed within MONITOR_MS. */
+		zmq_pollitem_t items[1] = { { .socket = c->sock, .events = ZMQ_POLLIN } };
+		int rc = zmq_poll(items, 1, left < 0 ? MONITOR_MS : BT_MIN(left, MONITOR_MS));
 		if (rc < 0) {
 			if (errno == EINTR) {
 				bt_err_set(e, BT_CANCELLED, "%s: interrupted", what);
@@ -325,6 +350,10 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 			}
 			bt_err_set(e, BT_INTERNAL, "%s: poll: %s", what, zmq_strerror(errno));
 			return NULL;
+		}
+		if (rc == 0) {
+			drain_monitor(c);
+			continue;
 		}
 		if (!(items[0].revents & ZMQ_POLLIN))
 			continue;
@@ -460,12 +489,13 @@ bt_stream *bt_conn_stream(bt_conn *c, const bt_callspec *cs, const ProtobufCMess
 	return s;
 }
 
-int bt_stream_next(bt_stream *s, void **item, bt_err *e)
+/* The next reply of the stream: 1 with p (caller frees), 0 at the end, -1 on error. */
+static int stream_reply(bt_stream *s, pending_reply **pp, bt_err *e)
 {
 	pending_reply *p;
 	int rc;
 
-	*item = NULL;
+	*pp = NULL;
 	if (s->ended)
 		return 0;
 	p = recv_reply(s->c, s->id, s->method, e);
@@ -481,9 +511,9 @@ int bt_stream_next(bt_stream *s, void **item, bt_err *e)
 		forget(s->c, s->id, false);
 		return rc < 0 ? -1 : 0;
 	}
-	rc = finish(p, s->item, item, s->method, e);
-	pending_free(p);
-	if (rc < 0) {
+	if (p->hdr->code != BERTH__RPC__V1__CODE__OK) {
+		rc = finish(p, NULL, NULL, s->method, e);
+		pending_free(p);
 		s->ended = true;
 		forget(s->c, s->id, true);
 		return -1;
@@ -493,6 +523,38 @@ int bt_stream_next(bt_stream *s, void **item, bt_err *e)
 		send_control(s->c, s->id, false, s->unacked);
 		s->unacked = 0;
 	}
+	*pp = p;
+	return 1;
+}
+
+int bt_stream_next(bt_stream *s, void **item, bt_err *e)
+{
+	pending_reply *p;
+	int rc = stream_reply(s, &p, e);
+
+	*item = NULL;
+	if (rc <= 0)
+		return rc;
+	rc = finish(p, s->item, item, s->method, e);
+	pending_free(p);
+	if (rc < 0) {
+		s->ended = true;
+		forget(s->c, s->id, true);
+		return -1;
+	}
+	return 1;
+}
+
+int bt_stream_next_raw(bt_stream *s, zmq_msg_t *body, bt_err *e)
+{
+	pending_reply *p;
+	int rc = stream_reply(s, &p, e);
+
+	zmq_msg_init(body);
+	if (rc <= 0)
+		return rc;
+	zmq_msg_move(body, &p->body);
+	pending_free(p);
 	return 1;
 }
 

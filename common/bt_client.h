@@ -56,12 +56,18 @@ int bt_conn_call(bt_conn *c, const bt_callspec *cs, const ProtobufCMessage *req,
  * ids received meanwhile are kept). Every sent id must be collected. */
 int bt_conn_send(bt_conn *c, const bt_callspec *cs, const ProtobufCMessage *req, uint64_t *id, bt_err *e);
 int bt_conn_collect(bt_conn *c, uint64_t id, const ProtobufCMessageDescriptor *rdesc, void **resp, bt_err *e);
+/* bt_conn_send with a body the caller encoded (large data without a copy);
+ * takes ownership of body. */
+int bt_conn_send_raw(bt_conn *c, const bt_callspec *cs, zmq_msg_t *body, uint64_t *id, bt_err *e);
 
 /* Server stream: next yields 1 with an item (caller frees), 0 at the end,
  * -1 on error.  Freeing an unfinished stream cancels it on the server. */
 bt_stream *bt_conn_stream(bt_conn *c, const bt_callspec *cs, const ProtobufCMessage *req,
 			  const ProtobufCMessageDescriptor *item, bt_err *e);
 int bt_stream_next(bt_stream *s, void **item, bt_err *e);
+/* Like bt_stream_next, but hands over the item's encoded frame (to decode
+ * by hand without copying large fields); close it with zmq_msg_close. */
+int bt_stream_next_raw(bt_stream *s, zmq_msg_t *body, bt_err *e);
 void bt_stream_free(bt_stream **s);
 
 /* A pool of connections to one endpoint, safe to share between threads. */

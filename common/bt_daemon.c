@@ -36,6 +36,7 @@ int bt_daemon_init(const char *name, const char *summary, int argc, char **argv,
 	const char *log_level = NULL;
 	int c;
 
+	bt_tune_malloc();
 	bt_log_init(name);
 	args->address = NULL;
 	optind = 1;

@@ -14,11 +14,13 @@ struct bt_db {
 	sqlite3 *h;
 	pthread_mutex_t mu;
 	char *path;
+	pthread_key_t reader; /* per-thread read-only connection */
+	bool reader_key;
 };
 
-int bt_db_error(bt_db *db, bt_err *e, const char *what)
+static int handle_error(sqlite3 *h, bt_err *e, const char *what)
 {
-	int rc = sqlite3_extended_errcode(db->h);
+	int rc = sqlite3_extended_errcode(h);
 	int code = BT_INTERNAL;
 
 	switch (rc & 0xff) {
@@ -41,7 +43,38 @@ int bt_db_error(bt_db *db, bt_err *e, const char *what)
 		code = BT_DATA_LOSS;
 		break;
 	}
-	return bt_err_set(e, code, "%s: sqlite: %s", what, sqlite3_errmsg(db->h));
+	return bt_err_set(e, code, "%s: sqlite: %s", what, sqlite3_errmsg(h));
+}
+
+int bt_db_error(bt_db *db, bt_err *e, const char *what)
+{
+	return handle_error(db->h, e, what);
+}
+
+static void reader_close(void *h)
+{
+	sqlite3_close_v2(h);
+}
+
+int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e)
+{
+	sqlite3 *h = pthread_getspecific(db->reader);
+
+	if (!h) {
+		if (sqlite3_open_v2(db->path, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+			bt_err_set(e, BT_INTERNAL, "open %s for reading: %s", db->path,
+				   h ? sqlite3_errmsg(h) : "out of memory");
+			sqlite3_close_v2(h);
+			return -1;
+		}
+		/* In WAL mode readers do not wait for writers; this only covers
+		 * the rare moments a reader must wait (WAL recovery). */
+		sqlite3_busy_timeout(h, 100);
+		pthread_setspecific(db->reader, h);
+	}
+	if (sqlite3_prepare_v2(h, sql, -1, out, NULL) != SQLITE_OK)
+		return handle_error(h, e, "prepare");
+	return 0;
 }
 
 void bt_db_lock(bt_db *db)
@@ -107,23 +140,26 @@ void bt_db_stmt_freep(sqlite3_stmt **s)
 int bt_db_bind_text(bt_db *db, sqlite3_stmt *s, int idx, const char *v, bt_err *e)
 {
 	int rc = v ? sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, idx);
+	(void)db;
 	if (rc != SQLITE_OK)
-		return bt_db_error(db, e, "bind");
+		return handle_error(sqlite3_db_handle(s), e, "bind");
 	return 0;
 }
 
 int bt_db_bind_int64(bt_db *db, sqlite3_stmt *s, int idx, int64_t v, bt_err *e)
 {
+	(void)db;
 	if (sqlite3_bind_int64(s, idx, v) != SQLITE_OK)
-		return bt_db_error(db, e, "bind");
+		return handle_error(sqlite3_db_handle(s), e, "bind");
 	return 0;
 }
 
 int bt_db_step_done(bt_db *db, sqlite3_stmt *s, bt_err *e)
 {
 	int rc = sqlite3_step(s);
+	(void)db;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return bt_db_error(db, e, "step");
+		return handle_error(sqlite3_db_handle(s), e, "step");
 	return 0;
 }
 
@@ -175,6 +211,8 @@ int bt_db_open(const char *path, const char *const *migrations, int n_migrations
 
 	pthread_mutex_init(&db->mu, NULL);
 	db->path = bt_xstrdup(path);
+	if (pthread_key_create(&db->reader, reader_close) == 0)
+		db->reader_key = true;
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			    NULL) != SQLITE_OK) {
 		bt_err_set(e, BT_INTERNAL, "open database %s: %s", path,
@@ -198,6 +236,14 @@ void bt_db_close(bt_db **dbp)
 	bt_db *db = *dbp;
 	if (!db)
 		return;
+	if (db->reader_key) {
+		/* this thread's reader; other threads' go when they exit */
+		sqlite3 *r = pthread_getspecific(db->reader);
+		if (r)
+			sqlite3_close_v2(r);
+		pthread_setspecific(db->reader, NULL);
+		pthread_key_delete(db->reader);
+	}
 	if (db->h)
 		sqlite3_close_v2(db->h);
 	pthread_mutex_destroy(&db->mu);

@@ -34,6 +34,9 @@ int bt_db_commit(bt_db *db, bt_err *e);
 void bt_db_rollback(bt_db *db);              /* never fails visibly */
 /* Prepares a statement; message names the SQL on failure. */
 int bt_db_prepare(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
+/* Prepares a statement on this thread's read-only connection (opened on
+ * first use): no lock needed, and in WAL mode it never waits for writers. */
+int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
 /* Fills e from the connection's last error, prefixed with what. */
 int bt_db_error(bt_db *db, bt_err *e, const char *what);
 

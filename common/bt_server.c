@@ -4,14 +4,17 @@
  *
  * Threads: the loop thread alone touches the ROUTER socket, the in-flight
  * table and the order-key queues.  Workers take calls from a mutex-guarded
- * queue and send replies through a per-thread inproc PUSH socket; the loop
- * thread forwards them and, on a call's final reply, frees the call.  So a
+ * queue and hand replies back on another (waking the loop through an
+ * eventfd only when that queue was empty: no ZeroMQ socket between threads,
+ * whose every check costs a system call); the loop thread forwards them and,
+ * on a call's final reply, frees the call.  So a
  * call's memory belongs to the loop thread; a handler may use it until it
  * sends the final reply.
  */
 #define _GNU_SOURCE
 #include "bt_server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -57,6 +60,7 @@ struct bt_call {
 	uint64_t sent;
 	uint64_t acked;
 	atomic_int done_code; /* BT_OK while live; else why it is done */
+	bool on_loop;         /* running inline on the loop thread (BT_M_INLINE) */
 
 	struct bt_call *next; /* work queue or order queue link */
 };
@@ -65,15 +69,28 @@ typedef struct order_queue {
 	bt_call *head, *tail;
 } order_queue;
 
+/* The call this thread is answering. */
+static __thread bt_call *tl_call;
+static __thread bool tl_finished;
+
+/* A reply on its way from a worker to the loop thread. */
+typedef struct reply {
+	struct reply *next;
+	bt_call *call;
+	bool final;
+	zmq_msg_t hdr;
+	zmq_msg_t body;
+} reply;
+
 struct bt_server {
 	char *daemon;
 	char *endpoint;
 	int min_workers, max_workers, max_queue;
 	void *router;
-	void *pull;
 	int lock_fd;
-	int wake_fd;
-	char inproc[64];
+	int wake_fd; /* eventfd: stop requests and replies waiting */
+	pthread_mutex_t rmu;
+	reply *rhead, *rtail; /* replies from workers, oldest first */
 	bt_map *services;
 	bt_map *inflight;
 	bt_map *orders;
@@ -89,47 +106,6 @@ struct bt_server {
 	int nworkers, nidle;
 	bool stopping;
 };
-
-/* Per-thread reply channel and the call this thread is answering. */
-static pthread_key_t push_key;
-static pthread_once_t push_once = PTHREAD_ONCE_INIT;
-static __thread bt_call *tl_call;
-static __thread bool tl_finished;
-
-typedef struct ctrl {
-	bt_call *call;
-	int final;
-} ctrl;
-
-static void push_destroy(void *p)
-{
-	zmq_close(p);
-}
-
-static void push_key_init(void)
-{
-	pthread_key_create(&push_key, push_destroy);
-}
-
-static void *thread_push(bt_server *s)
-{
-	void *p;
-
-	pthread_once(&push_once, push_key_init);
-	p = pthread_getspecific(push_key);
-	if (p)
-		return p;
-	p = zmq_socket(bt_zmq_ctx(), ZMQ_PUSH);
-	if (!p)
-		bt_oom();
-	int zero = 0;
-	zmq_setsockopt(p, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(p, ZMQ_SNDHWM, &zero, sizeof(zero));
-	if (zmq_connect(p, s->inproc) < 0)
-		bt_oom();
-	pthread_setspecific(push_key, p);
-	return p;
-}
 
 static void call_free(bt_call *c)
 {
@@ -163,11 +139,11 @@ static void call_mark_done(bt_call *c, int code)
 
 /* --- replies ------------------------------------------------------------ */
 
-static void push_reply(bt_call *c, int code, const char *message, const ProtobufCMessage *body, bool final)
+static void send_to_client(bt_server *s, bt_call *c, zmq_msg_t *hm, zmq_msg_t *bm);
+
+static void push_reply_msg(bt_call *c, int code, const char *message, zmq_msg_t *body, bool final)
 {
 	bt_resphdr h = BERTH__RPC__V1__RESPONSE_HEADER__INIT;
-	void *push = thread_push(c->srv);
-	ctrl k = { c, final };
 	zmq_msg_t hm, bm;
 
 	h.version = BT_PROTOCOL_VERSION;
@@ -176,10 +152,44 @@ static void push_reply(bt_call *c, int code, const char *message, const Protobuf
 	h.message = (char *)(message ? message : "");
 	h.final = final;
 	bt_msg_pack(&hm, &h.base);
+	zmq_msg_init(&bm);
+	zmq_msg_move(&bm, body);
+	if (c->on_loop) {
+		/* inline on the loop thread: straight to the socket; the loop
+		 * finishes the call when the handler returns */
+		send_to_client(c->srv, c, &hm, &bm);
+		return;
+	}
+	bt_server *s = c->srv;
+	reply *r = bt_xmalloc(sizeof(*r));
+	bool was_empty;
+	r->next = NULL;
+	r->call = c;
+	r->final = final;
+	zmq_msg_init(&r->hdr);
+	zmq_msg_init(&r->body);
+	zmq_msg_move(&r->hdr, &hm);
+	zmq_msg_move(&r->body, &bm);
+	pthread_mutex_lock(&s->rmu);
+	was_empty = s->rhead == NULL;
+	if (s->rtail)
+		s->rtail->next = r;
+	else
+		s->rhead = r;
+	s->rtail = r;
+	pthread_mutex_unlock(&s->rmu);
+	if (was_empty) {
+		uint64_t one = 1;
+		(void)!write(s->wake_fd, &one, sizeof(one));
+	}
+}
+
+static void push_reply(bt_call *c, int code, const char *message, const ProtobufCMessage *body, bool final)
+{
+	zmq_msg_t bm;
+
 	bt_msg_pack(&bm, body);
-	if (zmq_send(push, &k, sizeof(k), ZMQ_SNDMORE) < 0 || zmq_msg_send(&hm, push, ZMQ_SNDMORE) < 0 ||
-	    zmq_msg_send(&bm, push, 0) < 0)
-		bt_oom(); /* inproc with no HWM only fails when the context is gone */
+	push_reply_msg(c, code, message, &bm, final);
 }
 
 void bt_call_reply(bt_call *c, const ProtobufCMessage *resp)
@@ -215,8 +225,11 @@ void bt_call_errorf(bt_call *c, int code, const char *fmt, ...)
 	bt_call_error(c, &e);
 }
 
-int bt_call_send(bt_call *c, const ProtobufCMessage *item, bt_err *e)
+/* Waits for the client's credit to send one more stream reply. */
+static int await_credit(bt_call *c, bt_err *e)
 {
+	/* streams wait for credit: never on the loop thread */
+	assert(!c->on_loop);
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		if (atomic_load(&c->done_code) != BT_OK) {
@@ -236,7 +249,24 @@ int bt_call_send(bt_call *c, const ProtobufCMessage *item, bt_err *e)
 	}
 	c->sent++;
 	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int bt_call_send(bt_call *c, const ProtobufCMessage *item, bt_err *e)
+{
+	if (await_credit(c, e) < 0)
+		return -1;
 	push_reply(c, BT_OK, NULL, item, false);
+	return 0;
+}
+
+int bt_call_send_raw(bt_call *c, zmq_msg_t *body, bt_err *e)
+{
+	if (await_credit(c, e) < 0) {
+		zmq_msg_close(body);
+		return -1;
+	}
+	push_reply_msg(c, BT_OK, NULL, body, false);
 	return 0;
 }
 
@@ -250,6 +280,12 @@ const bt_reqhdr *bt_call_header(const bt_call *c)
 const void *bt_call_req(const bt_call *c)
 {
 	return c->req;
+}
+
+const uint8_t *bt_call_body(const bt_call *c, size_t *len)
+{
+	*len = zmq_msg_size((zmq_msg_t *)&c->body);
+	return zmq_msg_data((zmq_msg_t *)&c->body);
 }
 
 const char *bt_call_namespace(const bt_call *c)
@@ -321,15 +357,17 @@ static void run_call(bt_call *c)
 		bt_call_errorf(c, BT_DEADLINE_EXCEEDED, "%s: deadline exceeded before the call ran", c->method->name);
 		goto out;
 	}
-	size_t n = zmq_msg_size(&c->body);
-	c->req = protobuf_c_message_unpack(c->input, NULL, n, zmq_msg_data(&c->body));
-	if (!c->req) {
-		bt_call_errorf(c, BT_INVALID_ARGUMENT, "%s.%s: malformed %s body (%zu bytes)", reg->svc.name,
-			       c->method->name, c->input->name, n);
-		goto out;
+	if (!(c->method->flags & BT_M_RAW)) {
+		size_t n = zmq_msg_size(&c->body);
+		c->req = protobuf_c_message_unpack(c->input, NULL, n, zmq_msg_data(&c->body));
+		if (!c->req) {
+			bt_call_errorf(c, BT_INVALID_ARGUMENT, "%s.%s: malformed %s body (%zu bytes)", reg->svc.name,
+				       c->method->name, c->input->name, n);
+			goto out;
+		}
+		zmq_msg_close(&c->body);
+		zmq_msg_init(&c->body);
 	}
-	zmq_msg_close(&c->body);
-	zmq_msg_init(&c->body);
 	c->method->fn(c, reg->svc.ctx);
 	if (!tl_finished) {
 		bt_err_set(&e, BT_INTERNAL, "%s.%s: handler returned without a reply", reg->svc.name,
@@ -379,9 +417,21 @@ exit:
 	return NULL;
 }
 
+static void finish_call(bt_server *s, bt_call *c);
+static void run_call(bt_call *c);
+
 /* Queues a call for the workers; spawns one when none is idle. Loop thread. */
 static int enqueue(bt_server *s, bt_call *c, bt_err *e)
 {
+	if (c->method->flags & BT_M_INLINE) {
+		/* cheap and never blocking: run it here, saving two thread
+		 * switches (which dominate a round trip on small machines) */
+		c->on_loop = true;
+		run_call(c);
+		tl_call = NULL;
+		finish_call(s, c);
+		return 0;
+	}
 	pthread_mutex_lock(&s->qmu);
 	if (s->qlen >= s->max_queue) {
 		pthread_mutex_unlock(&s->qmu);
@@ -457,34 +507,48 @@ static void order_release(bt_server *s, bt_call *c)
 	free(q);
 }
 
-static void forward_reply(bt_server *s)
+/* Sends a reply's two frames to the call's client; a client that is gone
+ * marks the call done so its handler stops. */
+static void send_to_client(bt_server *s, bt_call *c, zmq_msg_t *hm, zmq_msg_t *bm)
 {
-	zmq_msg_t f[3];
-	int n;
-	bool overflow;
-
-	if (bt_recv_frames(s->pull, f, 3, &n, &overflow, ZMQ_DONTWAIT) < 0)
-		return;
-	if (n != 3 || zmq_msg_size(&f[0]) != sizeof(ctrl)) {
-		bt_close_frames(f, n);
-		return;
-	}
-	ctrl k;
-	memcpy(&k, zmq_msg_data(&f[0]), sizeof(k));
-	bt_call *c = k.call;
 	if (zmq_send(s->router, c->identity, c->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_msg_send(&f[1], s->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_msg_send(&f[2], s->router, ZMQ_DONTWAIT) < 0) {
-		/* EHOSTUNREACH: the peer is gone; stop the call's work */
+	    zmq_msg_send(hm, s->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_msg_send(bm, s->router, ZMQ_DONTWAIT) < 0) {
+		/* EHOSTUNREACH: the peer is gone */
 		call_mark_done(c, BT_CANCELLED);
 	}
-	bt_close_frames(f, 3);
-	if (k.final) {
-		unsigned char key[MAX_IDENTITY + 8];
-		size_t klen = inflight_key(key, c->identity, c->idlen, c->hdr->request_id);
-		bt_map_del(s->inflight, key, klen);
-		order_release(s, c);
-		call_free(c);
+	zmq_msg_close(hm);
+	zmq_msg_close(bm);
+}
+
+/* After a call's final reply: forget it, let the next call of its order key
+ * run, free it. Loop thread. */
+static void finish_call(bt_server *s, bt_call *c)
+{
+	unsigned char key[MAX_IDENTITY + 8];
+	size_t klen = inflight_key(key, c->identity, c->idlen, c->hdr->request_id);
+
+	bt_map_del(s->inflight, key, klen);
+	order_release(s, c);
+	call_free(c);
+}
+
+/* Forwards every reply the workers queued, in order. */
+static void forward_replies(bt_server *s)
+{
+	reply *r;
+
+	pthread_mutex_lock(&s->rmu);
+	r = s->rhead;
+	s->rhead = s->rtail = NULL;
+	pthread_mutex_unlock(&s->rmu);
+	while (r) {
+		reply *next = r->next;
+		send_to_client(s, r->call, &r->hdr, &r->body);
+		if (r->final)
+			finish_call(s, r->call);
+		free(r);
+		r = next;
 	}
 }
 
@@ -527,7 +591,8 @@ static void handle_control(bt_server *s, const unsigned char *id, size_t idlen, 
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void handle_request(bt_server *s)
+/* Takes one request; returns false when there was none. */
+static bool handle_request(bt_server *s)
 {
 	zmq_msg_t f[4];
 	int n;
@@ -535,7 +600,7 @@ static void handle_request(bt_server *s)
 	bt_err e;
 
 	if (bt_recv_frames(s->router, f, 4, &n, &overflow, ZMQ_DONTWAIT) < 0)
-		return;
+		return false;
 	size_t idlen = zmq_msg_size(&f[0]);
 	const unsigned char *id = zmq_msg_data(&f[0]);
 	bt_reqhdr *h = NULL;
@@ -563,7 +628,7 @@ static void handle_request(bt_server *s)
 			handle_control(s, id, idlen, h);
 			bt_reqhdr_free(&h);
 			bt_close_frames(f, n);
-			return;
+			return true;
 		}
 		bt_err_set(&e, BT_INVALID_ARGUMENT, "request without a body frame");
 		goto fail;
@@ -615,7 +680,7 @@ static void handle_request(bt_server *s)
 			else
 				q->head = c;
 			q->tail = c;
-			return;
+			return true;
 		}
 		bt_map_sput(s->orders, c->order_key, bt_xzalloc(sizeof(order_queue)));
 	}
@@ -625,7 +690,7 @@ static void handle_request(bt_server *s)
 		order_release(s, c);
 		call_free(c);
 	}
-	return;
+	return true;
 fail:
 	if (n >= 1 && idlen <= MAX_IDENTITY) {
 		bt_log_debug("rejected request %" PRIu64 ": %s", reqid, e.msg);
@@ -633,6 +698,7 @@ fail:
 	}
 	bt_reqhdr_free(&h);
 	bt_close_frames(f, n);
+	return true;
 }
 
 static void expire_calls(bt_server *s)
@@ -658,43 +724,31 @@ void bt_server_stop(bt_server *s)
 
 int bt_server_run(bt_server *s, bt_err *e)
 {
-	zmq_pollitem_t items[3] = {
+	zmq_pollitem_t items[2] = {
 		{ .socket = s->router, .events = ZMQ_POLLIN },
-		{ .socket = s->pull, .events = ZMQ_POLLIN },
 		{ .fd = s->wake_fd, .events = ZMQ_POLLIN },
 	};
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
 
 	while (!atomic_load(&s->stop)) {
-		int rc = zmq_poll(items, 3, TICK_MS);
+		int rc = zmq_poll(items, 2, TICK_MS);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
 			return bt_err_set(e, BT_INTERNAL, "poll: %s", zmq_strerror(errno));
 		}
 		/* Replies first: they free calls and keep streams moving. */
-		if (items[1].revents & ZMQ_POLLIN)
-			for (int i = 0; i < 256; i++) {
-				int ev = 0;
-				size_t len = sizeof(ev);
-				zmq_getsockopt(s->pull, ZMQ_EVENTS, &ev, &len);
-				if (!(ev & ZMQ_POLLIN))
-					break;
-				forward_reply(s);
-			}
-		if (items[0].revents & ZMQ_POLLIN)
-			for (int i = 0; i < 64; i++) {
-				int ev = 0;
-				size_t len = sizeof(ev);
-				zmq_getsockopt(s->router, ZMQ_EVENTS, &ev, &len);
-				if (!(ev & ZMQ_POLLIN))
-					break;
-				handle_request(s);
-			}
-		if (items[2].revents & ZMQ_POLLIN) {
+		/* Replies first: they free calls and keep streams moving. */
+		if (items[1].revents & ZMQ_POLLIN) {
 			uint64_t v;
 			(void)!read(s->wake_fd, &v, sizeof(v));
+			forward_replies(s);
 		}
+		/* Drain in batches by receiving until EAGAIN: asking ZMQ_EVENTS
+		 * first would cost a system call per message. */
+		if (items[0].revents & ZMQ_POLLIN)
+			for (int i = 0; i < 64 && handle_request(s); i++)
+				;
 		atomic_store(&s->last_tick, bt_mono_ms());
 		if (bt_mono_ms() >= next_tick) {
 			expire_calls(s);
@@ -719,11 +773,13 @@ int bt_server_run(bt_server *s, bt_err *e)
 		pthread_mutex_unlock(&s->qmu);
 		if (busy == 0 || bt_mono_ms() >= until)
 			break;
-		if (zmq_poll(&items[1], 1, 20) > 0)
-			forward_reply(s);
+		if (zmq_poll(&items[1], 1, 20) > 0) {
+			uint64_t ticks;
+			(void)!read(s->wake_fd, &ticks, sizeof(ticks));
+		}
+		forward_replies(s);
 	}
-	while (zmq_poll(&items[1], 1, 0) > 0)
-		forward_reply(s);
+	forward_replies(s);
 	return 0;
 }
 
@@ -754,7 +810,7 @@ void bt_server_health(bt_call *call, void *ctx)
 }
 
 static const bt_method system_methods[] = {
-	{ "Health", bt_server_health, BT_M_NO_NAMESPACE },
+	{ "Health", bt_server_health, BT_M_NO_NAMESPACE | BT_M_INLINE },
 };
 
 bt_server *bt_server_new(const bt_server_opts *o, bt_err *e)
@@ -777,17 +833,11 @@ bt_server *bt_server_new(const bt_server_opts *o, bt_err *e)
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->exit_cv, NULL);
-	bt_inproc_name(s->inproc, sizeof(s->inproc), "server");
+	pthread_mutex_init(&s->rmu, NULL);
 
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
 		bt_err_errno(e, errno, "eventfd");
-		goto fail;
-	}
-	s->pull = bt_zmq_socket(ZMQ_PULL, e);
-	if (!s->pull || zmq_bind(s->pull, s->inproc) < 0) {
-		if (s->pull)
-			bt_err_set(e, BT_INTERNAL, "bind %s: %s", s->inproc, zmq_strerror(errno));
 		goto fail;
 	}
 	s->router = bt_zmq_socket(ZMQ_ROUTER, e);
@@ -886,7 +936,14 @@ void bt_server_free(bt_server **sp)
 	}
 	bt_zmq_unbind(s->router, s->endpoint, &s->lock_fd);
 	bt_zmq_close(&s->router);
-	bt_zmq_close(&s->pull);
+	while (s->rhead) {
+		reply *r = s->rhead;
+		s->rhead = r->next;
+		zmq_msg_close(&r->hdr);
+		zmq_msg_close(&r->body);
+		free(r);
+	}
+	pthread_mutex_destroy(&s->rmu);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
 	pthread_mutex_destroy(&s->qmu);

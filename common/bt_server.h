@@ -28,6 +28,15 @@ typedef void (*bt_handler_fn)(bt_call *call, void *ctx);
 
 enum {
 	BT_M_NO_NAMESPACE = 1 << 0, /* the method does not need a namespace */
+	/* The handler is cheap and never blocks (no lock another thread may
+	 * hold for long, no I/O beyond a read-only database connection): it
+	 * runs on the loop thread itself, saving two thread switches. It must
+	 * answer with bt_call_reply/bt_call_error, never stream. */
+	BT_M_INLINE = 1 << 1,
+	/* The body is not decoded: the handler reads the encoded request with
+	 * bt_call_body (to use large fields where they lie, without a copy)
+	 * and must treat it as untrusted bytes. */
+	BT_M_RAW = 1 << 2,
 };
 
 typedef struct bt_method {
@@ -73,8 +82,10 @@ void bt_server_health(bt_call *call, void *srv);
 
 /* --- inside a handler --- */
 const bt_reqhdr *bt_call_header(const bt_call *c);
-/* The decoded request, of the method's input type (borrowed). */
+/* The decoded request, of the method's input type (borrowed); NULL for BT_M_RAW methods. */
 const void *bt_call_req(const bt_call *c);
+/* The encoded request (borrowed, valid until the final reply). */
+const uint8_t *bt_call_body(const bt_call *c, size_t *len);
 const char *bt_call_namespace(const bt_call *c);
 const char *bt_call_method(const bt_call *c);
 /* The principal the gateway established, or NULL for a direct caller. */
@@ -90,6 +101,9 @@ int bt_call_done_err(bt_call *c, bt_err *e);
 /* Sends one stream reply (final = false), waiting for the client's credit.
  * Returns -1 with e filled when the call is done. */
 int bt_call_send(bt_call *c, const ProtobufCMessage *item, bt_err *e);
+/* Sends one stream reply whose body the handler encoded itself (to move
+ * large data without a copy); takes ownership of body. */
+int bt_call_send_raw(bt_call *c, zmq_msg_t *body, bt_err *e);
 /* Final OK reply; resp NULL sends an empty body (end of a stream). */
 void bt_call_reply(bt_call *c, const ProtobufCMessage *resp);
 /* Final error reply. */

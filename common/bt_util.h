@@ -102,6 +102,12 @@ int bt_parse_duration_ms(const char *s, int64_t *out);
 bool bt_startswith(const char *s, const char *prefix);
 bool bt_endswith(const char *s, const char *suffix);
 
+/* Keeps large buffers (blob chunks of 1 MiB) on the heap and freed memory
+ * in the process, instead of a fresh mmap per buffer whose every page
+ * faults on first touch: page faults dominate bulk transfer on small VMs.
+ * Called at the start of every berth binary. */
+void bt_tune_malloc(void);
+
 /* Fills buf with n random bytes from getrandom(2). */
 void bt_random_bytes(void *buf, size_t n);
 /* A random hex id of 2*nbytes characters (caller frees). */

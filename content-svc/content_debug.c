@@ -25,6 +25,7 @@ int main(int argc, char **argv)
 	bt_err e;
 	int c, rc;
 
+	bt_tune_malloc();
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+a:n:h", opts, NULL)) != -1) {
 		switch (c) {

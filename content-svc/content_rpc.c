@@ -13,6 +13,7 @@
 #include "bt_filter.h"
 #include "bt_log.h"
 #include "bt_pbmap.h"
+#include "bt_pbwire.h"
 #include "bt_util.h"
 
 #define LIST_BATCH 128
@@ -165,11 +166,36 @@ static void h_delete(bt_call *call, void *ctx)
 	bt_call_reply(call, &resp.base);
 }
 
+/* A ReadResponse frame built by hand so the chunk is read from disk
+ * straight into the outgoing frame (protobuf-c would copy it again):
+ * field 1 (offset) then field 2 (data), as content.proto declares them. */
+static int read_chunk(int fd, int64_t off, size_t want, zmq_msg_t *m, bt_err *e)
+{
+	size_t head = 1 + bt_pb_varint_size((uint64_t)off) + 1 + bt_pb_varint_size(want);
+	uint8_t *p;
+	ssize_t got;
+
+	if (zmq_msg_init_size(m, head + want) < 0)
+		bt_oom();
+	p = zmq_msg_data(m);
+	p = bt_pb_put_key(p, 1, BT_PB_VARINT);
+	p = bt_pb_put_varint(p, (uint64_t)off);
+	p = bt_pb_put_key(p, 2, BT_PB_LEN);
+	p = bt_pb_put_varint(p, want);
+	got = bt_pread_all(fd, p, want, off);
+	if (got < 0 || (size_t)got != want) {
+		zmq_msg_close(m);
+		if (got < 0)
+			return bt_err_errno(e, errno, "read");
+		return bt_err_set(e, BT_DATA_LOSS, "blob shorter than recorded");
+	}
+	return 0;
+}
+
 static void h_read(bt_call *call, void *ctx)
 {
 	const Berth__Content__V1__ReadRequest *r = bt_call_req(call);
 	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL;
 	int64_t size, off, end;
 	bt_err e;
 
@@ -187,28 +213,19 @@ static void h_read(bt_call *call, void *ctx)
 		return;
 	}
 	end = r->size > 0 && r->size < size - r->offset ? r->offset + r->size : size;
-	buf = bt_xmalloc(BT_RPC_CHUNK);
 	for (off = r->offset; off < end;) {
-		Berth__Content__V1__ReadResponse chunk = BERTH__CONTENT__V1__READ_RESPONSE__INIT;
+		zmq_msg_t chunk;
 		size_t want = (size_t)BT_MIN((int64_t)BT_RPC_CHUNK, end - off);
-		ssize_t got = bt_pread_all(fd, buf, want, off);
-		if (got < 0) {
-			bt_err_errno(&e, errno, "read %s", r->digest);
+		if (read_chunk(fd, off, want, &chunk, &e) < 0) {
+			bt_err_wrap(&e, "read %s at %lld", r->digest, (long long)off);
 			bt_call_error(call, &e);
 			return;
 		}
-		if (got == 0) {
-			bt_call_errorf(call, BT_DATA_LOSS, "read %s: blob shorter than recorded", r->digest);
-			return;
-		}
-		chunk.offset = off;
-		chunk.data.data = (uint8_t *)buf;
-		chunk.data.len = (size_t)got;
-		if (bt_call_send(call, &chunk.base, &e) < 0) {
+		if (bt_call_send_raw(call, &chunk, &e) < 0) {
 			bt_call_error(call, &e);
 			return;
 		}
-		off += got;
+		off += (int64_t)want;
 	}
 	bt_call_reply(call, NULL);
 }
@@ -290,25 +307,138 @@ static void h_list_statuses(bt_call *call, void *ctx)
 	bt_filter_free(&f);
 }
 
+/* A WriteRequest decoded by hand (Write is BT_M_RAW): the data field is used
+ * where it lies in the received frame instead of being copied. Field
+ * numbers are content.proto's; unknown fields are skipped. */
+typedef struct write_fields {
+	int action;
+	char *ref, *writer, *expected;
+	int64_t total, offset;
+	const uint8_t *data;
+	size_t len;
+	bt_labels labels;
+} write_fields;
+
+static char *dup_field(const bt_pb_field *f)
+{
+	return bt_xstrndup((const char *)f->bytes, f->len);
+}
+
+static void write_fields_clear(write_fields *w)
+{
+	free(w->ref);
+	free(w->writer);
+	free(w->expected);
+	bt_labels_clear(&w->labels);
+}
+
+static int parse_label(const bt_pb_field *entry, bt_labels *out)
+{
+	const uint8_t *p = entry->bytes, *end = p + entry->len;
+	_cleanup_free_ char *k = NULL, *v = NULL;
+	bt_pb_field f;
+	int rc;
+
+	while ((rc = bt_pb_next(&p, end, &f)) == 1) {
+		if (f.wiretype != BT_PB_LEN)
+			continue;
+		if (f.field == 1) {
+			free(k);
+			k = dup_field(&f);
+		} else if (f.field == 2) {
+			free(v);
+			v = dup_field(&f);
+		}
+	}
+	if (rc < 0)
+		return -1;
+	bt_labels_set(out, k ? k : "", v ? v : "");
+	return 0;
+}
+
+static int parse_write(const uint8_t *p, size_t n, write_fields *w, bt_err *e)
+{
+	const uint8_t *end = p + n;
+	bt_pb_field f;
+	int rc;
+
+	while ((rc = bt_pb_next(&p, end, &f)) == 1) {
+		bool len = f.wiretype == BT_PB_LEN, var = f.wiretype == BT_PB_VARINT;
+		switch (f.field) {
+		case 1:
+			if (var)
+				w->action = (int)f.varint;
+			break;
+		case 2:
+			if (len) {
+				free(w->ref);
+				w->ref = dup_field(&f);
+			}
+			break;
+		case 3:
+			if (len) {
+				free(w->writer);
+				w->writer = dup_field(&f);
+			}
+			break;
+		case 4:
+			if (var)
+				w->total = (int64_t)f.varint;
+			break;
+		case 5:
+			if (len) {
+				free(w->expected);
+				w->expected = dup_field(&f);
+			}
+			break;
+		case 6:
+			if (var)
+				w->offset = (int64_t)f.varint;
+			break;
+		case 7:
+			if (len) {
+				w->data = f.bytes;
+				w->len = f.len;
+			}
+			break;
+		case 8:
+			if (len && parse_label(&f, &w->labels) < 0)
+				rc = -1;
+			break;
+		}
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0)
+		return bt_err_set(e, BT_INVALID_ARGUMENT, "content.Write: malformed WriteRequest body (%zu bytes)", n);
+	return 0;
+}
+
 static void h_write(bt_call *call, void *ctx)
 {
-	const Berth__Content__V1__WriteRequest *r = bt_call_req(call);
 	Berth__Content__V1__WriteResponse resp = BERTH__CONTENT__V1__WRITE_RESPONSE__INIT;
 	content_write_res res = { 0 };
-	bt_labels labels = { 0 };
-	content_write_req w = {
-		.ref = r->ref,
-		.writer = r->writer,
-		.total = r->total,
-		.expected = r->expected,
-		.offset = r->offset,
-		.data = r->data.data,
-		.len = r->data.len,
-		.labels = &labels,
-	};
+	write_fields wf = { 0 };
+	size_t n;
+	const uint8_t *body = bt_call_body(call, &n);
 	bt_err e;
 
-	switch (r->action) {
+	if (parse_write(body, n, &wf, &e) < 0) {
+		write_fields_clear(&wf);
+		bt_call_error(call, &e);
+		return;
+	}
+	content_write_req w = {
+		.ref = wf.ref ? wf.ref : "",
+		.writer = wf.writer,
+		.total = wf.total,
+		.expected = wf.expected,
+		.offset = wf.offset,
+		.data = wf.data,
+		.len = wf.len,
+		.labels = &wf.labels,
+	};
+	switch (wf.action) {
 	case BERTH__CONTENT__V1__WRITE_ACTION__STAT:
 		w.action = CONTENT_STAT;
 		break;
@@ -319,17 +449,16 @@ static void h_write(bt_call *call, void *ctx)
 		w.action = CONTENT_COMMIT;
 		break;
 	default:
-		bt_call_errorf(call, BT_INVALID_ARGUMENT, "write %s: unknown action %d", r->ref, (int)r->action);
+		bt_call_errorf(call, BT_INVALID_ARGUMENT, "write %s: unknown action %d", w.ref, wf.action);
+		write_fields_clear(&wf);
 		return;
 	}
-	bt_pbmap_to_labels((void *const *)r->labels, r->n_labels, &labels);
 	if (content_write(ctx, bt_call_namespace(call), &w, &res, &e) < 0) {
-		bt_labels_clear(&labels);
+		write_fields_clear(&wf);
 		bt_call_error(call, &e);
 		return;
 	}
-	bt_labels_clear(&labels);
-	resp.action = r->action;
+	resp.action = (Berth__Content__V1__WriteAction)wf.action;
 	resp.started_at = res.started;
 	resp.updated_at = res.updated;
 	resp.offset = res.offset;
@@ -337,6 +466,7 @@ static void h_write(bt_call *call, void *ctx)
 	resp.digest = res.digest;
 	resp.existed = res.existed;
 	bt_call_reply(call, &resp.base);
+	write_fields_clear(&wf);
 }
 
 static void h_abort(bt_call *call, void *ctx)
@@ -353,14 +483,14 @@ static void h_abort(bt_call *call, void *ctx)
 }
 
 static const bt_method methods[] = {
-	{ "Info", h_info, 0 },
+	{ "Info", h_info, BT_M_INLINE },
 	{ "Update", h_update, 0 },
 	{ "List", h_list, 0 },
 	{ "Delete", h_delete, 0 },
 	{ "Read", h_read, 0 },
 	{ "Status", h_status, 0 },
 	{ "ListStatuses", h_list_statuses, 0 },
-	{ "Write", h_write, 0 },
+	{ "Write", h_write, BT_M_RAW },
 	{ "Abort", h_abort, 0 },
 };
 

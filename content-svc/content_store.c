@@ -21,7 +21,10 @@
 #include "bt_ident.h"
 #include "bt_log.h"
 #include "bt_map.h"
+#include "bt_offload.h"
 #include "bt_util.h"
+
+#define FLUSH_EVERY (8 << 20)
 
 typedef struct ingest {
 	char *key; /* ns "\n" ref */
@@ -37,6 +40,7 @@ typedef struct ingest {
 	int64_t offset;
 	char *writer;
 	int64_t writer_seen; /* monotonic ms */
+	int64_t flushed; /* bytes handed to writeback so far */
 	int64_t started;
 	int64_t total;
 	char expected[BT_DIGEST_STR_LEN];
@@ -51,6 +55,7 @@ struct content_store {
 	pthread_mutex_t mu;
 	bt_map *live;
 	pthread_mutex_t blob_mu;
+	bt_offload *helpers; /* write a chunk while hashing it */
 };
 
 static const char *const migrations[] = {
@@ -88,6 +93,13 @@ void content_status_clear(content_status *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* Prepares on the writer connection (caller holds the db lock) or, for ro,
+ * on this thread's read-only connection (no lock, never waits for writers). */
+static int prep(content_store *s, bool ro, const char *sql, sqlite3_stmt **st, bt_err *e)
+{
+	return ro ? bt_db_prepare_read(s->db, sql, st, e) : bt_db_prepare(s->db, sql, st, e);
+}
+
 static char *blob_path(content_store *s, const char *digest)
 {
 	return bt_xasprintf("%s/%s", s->blobs, digest + 7);
@@ -96,11 +108,11 @@ static char *blob_path(content_store *s, const char *digest)
 /* --- records ---------------------------------------------------------------- */
 
 /* Is digest linked in ns? Caller holds the db lock. 1 yes, 0 no, -1 error. */
-static int linked(content_store *s, const char *ns, const char *digest, bt_err *e)
+static int linked(content_store *s, bool ro, const char *ns, const char *digest, bt_err *e)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
-	if (bt_db_prepare(s->db, "SELECT 1 FROM blobs WHERE ns = ?1 AND digest = ?2", &st, e) < 0 ||
+	if (prep(s, ro, "SELECT 1 FROM blobs WHERE ns = ?1 AND digest = ?2", &st, e) < 0 ||
 	    bt_db_bind_text(s->db, st, 1, ns, e) < 0 || bt_db_bind_text(s->db, st, 2, digest, e) < 0)
 		return -1;
 	int rc = sqlite3_step(st);
@@ -111,7 +123,7 @@ static int linked(content_store *s, const char *ns, const char *digest, bt_err *
 	return bt_db_error(s->db, e, "look up blob");
 }
 
-static int load_labels(content_store *s, const char *table, const char *col, const char *ns, const char *id,
+static int load_labels(content_store *s, bool ro, const char *table, const char *col, const char *ns, const char *id,
 		       bt_labels *out, bt_err *e)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -119,7 +131,7 @@ static int load_labels(content_store *s, const char *table, const char *col, con
 						table, col);
 	int rc;
 
-	if (bt_db_prepare(s->db, sql, &st, e) < 0 || bt_db_bind_text(s->db, st, 1, ns, e) < 0 ||
+	if (prep(s, ro, sql, &st, e) < 0 || bt_db_bind_text(s->db, st, 1, ns, e) < 0 ||
 	    bt_db_bind_text(s->db, st, 2, id, e) < 0)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -155,12 +167,12 @@ static int store_labels(content_store *s, const char *table, const char *col, co
 	return 0;
 }
 
-static int read_info(content_store *s, const char *ns, const char *digest, content_info *out, bt_err *e)
+static int read_info(content_store *s, bool ro, const char *ns, const char *digest, content_info *out, bt_err *e)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (bt_db_prepare(s->db, "SELECT size, created, updated FROM blobs WHERE ns = ?1 AND digest = ?2", &st, e) < 0 ||
+	if (prep(s, ro, "SELECT size, created, updated FROM blobs WHERE ns = ?1 AND digest = ?2", &st, e) < 0 ||
 	    bt_db_bind_text(s->db, st, 1, ns, e) < 0 || bt_db_bind_text(s->db, st, 2, digest, e) < 0)
 		return -1;
 	rc = sqlite3_step(st);
@@ -172,7 +184,7 @@ static int read_info(content_store *s, const char *ns, const char *digest, conte
 	out->size = sqlite3_column_int64(st, 0);
 	out->created = sqlite3_column_int64(st, 1);
 	out->updated = sqlite3_column_int64(st, 2);
-	return load_labels(s, "blob_labels", "digest", ns, digest, &out->labels, e);
+	return load_labels(s, ro, "blob_labels", "digest", ns, digest, &out->labels, e);
 }
 
 int content_info_get(content_store *s, const char *ns, const char *digest, content_info *out, bt_err *e)
@@ -181,9 +193,7 @@ int content_info_get(content_store *s, const char *ns, const char *digest, conte
 
 	if (bt_digest_validate(digest, NULL, e) < 0)
 		return -1;
-	bt_db_lock(s->db);
-	rc = read_info(s, ns, digest, out, e);
-	bt_db_unlock(s->db);
+	rc = read_info(s, true, ns, digest, out, e);
 	return rc;
 }
 
@@ -199,7 +209,7 @@ int content_update(content_store *s, const char *ns, const char *digest, const b
 	bt_db_lock(s->db);
 	if (bt_db_begin(s->db, e) < 0)
 		goto fail;
-	if (read_info(s, ns, digest, out, e) < 0)
+	if (read_info(s, false, ns, digest, out, e) < 0)
 		goto rollback;
 	if (bt_labels_update(&out->labels, labels, mask, nmask, NULL, e) < 0 ||
 	    bt_labels_validate(&out->labels, true, e) < 0)
@@ -250,13 +260,9 @@ int content_list(content_store *s, const char *ns, const bt_filter *f,
 
 	/* Collect under the lock, call back without it: a slow reader of the
 	 * list must not hold up writers. */
-	bt_db_lock(s->db);
-	if (bt_db_prepare(s->db, "SELECT digest, size, created, updated FROM blobs WHERE ns = ?1 ORDER BY digest",
-			  &st, e) < 0 ||
-	    bt_db_bind_text(s->db, st, 1, ns, e) < 0) {
-		bt_db_unlock(s->db);
+	if (prep(s, true, "SELECT digest, size, created, updated FROM blobs WHERE ns = ?1 ORDER BY digest", &st, e) < 0 ||
+	    bt_db_bind_text(s->db, st, 1, ns, e) < 0)
 		return -1;
-	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -268,12 +274,11 @@ int content_list(content_store *s, const char *ns, const bt_filter *f,
 		i->size = sqlite3_column_int64(st, 1);
 		i->created = sqlite3_column_int64(st, 2);
 		i->updated = sqlite3_column_int64(st, 3);
-		if (load_labels(s, "blob_labels", "digest", ns, i->digest, &i->labels, e) < 0)
+		if (load_labels(s, true, "blob_labels", "digest", ns, i->digest, &i->labels, e) < 0)
 			break;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		bt_db_error(s->db, e, "list blobs");
-	bt_db_unlock(s->db);
+		bt_err_set(e, BT_INTERNAL, "list blobs: sqlite: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
 	if (rc == SQLITE_DONE) {
 		ret = 0;
 		for (size_t j = 0; j < n; j++) {
@@ -353,9 +358,7 @@ int content_open(content_store *s, const char *ns, const char *digest, int *fd, 
 
 	if (bt_digest_validate(digest, NULL, e) < 0)
 		return -1;
-	bt_db_lock(s->db);
-	rc = linked(s, ns, digest, e);
-	bt_db_unlock(s->db);
+	rc = linked(s, true, ns, digest, e);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
@@ -559,6 +562,7 @@ static int ingest_load(ingest *g, bt_err *e)
 		return bt_err_wrap(e, "ingest %s: resume", g->ref);
 	}
 	g->offset = st.st_size;
+	g->flushed = st.st_size;
 	g->loaded = true;
 	return 0;
 }
@@ -719,7 +723,7 @@ static int link_commit(content_store *s, const char *ns, const char *ref, const 
 
 	if (bt_db_begin(s->db, e) < 0)
 		return -1;
-	exists = linked(s, ns, digest, e);
+	exists = linked(s, false, ns, digest, e);
 	if (exists < 0)
 		goto rollback;
 	if (!exists) {
@@ -836,6 +840,22 @@ static int check_writer(content_store *s, ingest *g, const char *writer, bt_err 
 	return 0;
 }
 
+typedef struct chunk_write {
+	int fd;
+	const void *data;
+	size_t len;
+	off_t off;
+	int rc;
+	int err;
+} chunk_write;
+
+static void chunk_write_run(void *arg)
+{
+	chunk_write *cw = arg;
+	cw->rc = bt_pwrite_all(cw->fd, cw->data, cw->len, cw->off);
+	cw->err = errno;
+}
+
 static int write_locked(content_store *s, ingest *g, const content_write_req *w, content_write_res *out, bt_err *e)
 {
 	if (g->gone)
@@ -868,6 +888,7 @@ static int write_locked(content_store *s, ingest *g, const content_write_req *w,
 					return bt_err_errno(e, errno, "ref %s: restart", w->ref);
 				bt_digest_reset(g->d);
 				g->offset = 0;
+				g->flushed = 0;
 			}
 			if (w->offset != g->offset)
 				return bt_err_set(e, BT_FAILED_PRECONDITION,
@@ -878,16 +899,33 @@ static int write_locked(content_store *s, ingest *g, const content_write_req *w,
 						  "ref %s: %zu bytes at %lld run past the expected size %lld", w->ref,
 						  w->len, (long long)g->offset, (long long)g->total);
 			if (w->len > 0) {
-				if (bt_pwrite_all(g->fd, w->data, w->len, (off_t)g->offset) < 0) {
-					int err = errno;
-					/* keep the file as long as what we hashed */
+				/* write on a helper while hashing here: the two take
+				 * about as long, and this machine has another core */
+				chunk_write cw = { g->fd, w->data, w->len, (off_t)g->offset, 0, 0 };
+				bt_job *job = bt_job_start(s->helpers, chunk_write_run, &cw);
+				bt_digest_update(g->d, w->data, w->len);
+				bt_job_wait(job);
+				if (cw.rc < 0) {
+					int err = cw.err;
+					/* cut the file back to what was there, and forget the
+					 * hash (it includes this chunk): the next request
+					 * rebuilds it from the file */
 					if (ftruncate(g->fd, g->offset) < 0)
 						bt_log_warn("ref %s: truncate after failed write: %s", w->ref,
 							    strerror(errno));
+					close(g->fd);
+					g->fd = -1;
+					bt_digest_free(&g->d);
+					g->loaded = false;
 					return bt_err_errno(e, err, "ref %s: write", w->ref);
 				}
-				bt_digest_update(g->d, w->data, w->len);
 				g->offset += (int64_t)w->len;
+				/* Start writeback as data arrives, so the fsync at commit
+				 * only waits for the tail instead of the whole blob. */
+				if (g->offset - g->flushed >= FLUSH_EVERY) {
+					sync_file_range(g->fd, g->flushed, g->offset - g->flushed, SYNC_FILE_RANGE_WRITE);
+					g->flushed = g->offset;
+				}
 			}
 		}
 	}
@@ -916,9 +954,7 @@ int content_write(content_store *s, const char *ns, const content_write_req *w, 
 	if (w->total < 0 || w->offset < 0)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "ref %s: negative total or offset", w->ref);
 	if (w->expected && w->expected[0]) {
-		bt_db_lock(s->db);
-		rc = linked(s, ns, w->expected, e);
-		bt_db_unlock(s->db);
+		rc = linked(s, true, ns, w->expected, e);
 		if (rc < 0)
 			return -1;
 		if (rc == 1)
@@ -995,7 +1031,7 @@ static int recover_commits(content_store *s, bt_err *e)
 			break;
 		}
 		bt_db_lock(s->db);
-		if (load_labels(s, "ingest_labels", "ref", p[i].ns, p[i].ref, &labels, e) < 0 ||
+		if (load_labels(s, false, "ingest_labels", "ref", p[i].ns, p[i].ref, &labels, e) < 0 ||
 		    link_commit(s, p[i].ns, p[i].ref, p[i].digest, bst.st_size, &labels, e) < 0)
 			rc = -1;
 		bt_db_unlock(s->db);
@@ -1105,6 +1141,7 @@ int content_store_open(const char *dir, const content_opts *o, content_store **o
 	if (s->o.max_ingests <= 0)
 		s->o.max_ingests = 4096;
 	s->live = bt_map_new();
+	s->helpers = bt_offload_new(2);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->blob_mu, NULL);
 	if (bt_mkdir_p(s->blobs, 0700, e) < 0 || bt_mkdir_p(s->ingests_dir, 0700, e) < 0)
@@ -1142,6 +1179,7 @@ void content_store_free(content_store **sp)
 		bt_map_free(&s->live);
 	}
 	bt_db_close(&s->db);
+	bt_offload_free(&s->helpers);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->blob_mu);
 	free(s->dir);

@@ -1,8 +1,17 @@
 /*
  * gw_proxy — the gateway's single-threaded forwarding loop.
  *
- * Frames are moved, not copied: only the header is decoded and re-encoded
- * (to renumber the request and set the principal); bodies pass through.
+ * Two ZeroMQ sockets do all the work: the public ROUTER that clients
+ * connect to, and one ROUTER that connects to every backend, each
+ * connection named by a routing id of ours.  (A socket per backend would
+ * put more sockets in every poll, and each costs system calls per turn.)
+ * Frames are moved, not copied: only the header is decoded and re-encoded,
+ * to renumber the request and set the principal; bodies pass through.
+ *
+ * A backend counts as connected while the monitor of the backends socket
+ * says so (a pipe can outlive its connection for a moment, and a message
+ * sent into it is lost); requests for one that is not connected are held
+ * for the connect grace, then answered UNAVAILABLE.
  */
 #define _GNU_SOURCE
 #include "gw_proxy.h"
@@ -21,22 +30,28 @@
 #include "bt_util.h"
 
 #define MAX_IDENTITY 256
-#define MAX_ROUTES 32
+#define MAX_ROUTES 64
 #define TICK_MS 50
 
 typedef struct pending pending;
 
-typedef struct backend {
+/* One backend endpoint (several routes may share it). */
+typedef struct conn {
+	char *address;
+	char rid[8]; /* routing id of our connection to it */
+	size_t ridlen;
+	int npipes;  /* live connections as the monitor reports them */
+	bool inproc; /* ZeroMQ reports no connection events for inproc */
+	pending *held_head, *held_tail; /* requests waiting for a connection */
+} conn;
+
+/* A service (and for snapshots, a snapshotter name) and where it goes. */
+typedef struct route {
 	gw_route r;
 	char *service;
-	char *address;
 	char *snapshotter;
-	void *sock;
-	void *monitor;
-	int npipes;     /* live connections as the monitor reports them */
-	bool inproc;    /* ZeroMQ reports no connection events for inproc */
-	pending *held_head, *held_tail; /* requests waiting for a connection */
-} backend;
+	conn *c;
+} route;
 
 typedef struct client {
 	int in_flight;
@@ -44,7 +59,7 @@ typedef struct client {
 
 struct pending {
 	uint64_t gw_id;
-	backend *be;
+	route *rt;
 	unsigned char cid[MAX_IDENTITY];
 	size_t cidlen;
 	uint64_t creq;
@@ -55,18 +70,22 @@ struct pending {
 	int64_t held_until; /* monotonic ms */
 	zmq_msg_t hdr;
 	zmq_msg_t body;
-	struct pending *next_held;
+	pending *next_held;
 };
 
 struct gw_proxy {
 	void *pub;
+	void *back;
+	void *monitor;
 	int lock_fd;
 	int wake_fd;
 	char *public_address;
 	int max_in_flight;
 	int64_t connect_grace_ms;
-	backend routes[MAX_ROUTES];
+	route routes[MAX_ROUTES];
 	int nroutes;
+	conn conns[MAX_ROUTES];
+	int nconns;
 	bt_map *by_gw;     /* gw_id → pending */
 	bt_map *by_client; /* cid + creq → pending */
 	bt_map *clients;   /* cid → client */
@@ -85,6 +104,7 @@ static size_t client_key(unsigned char *buf, const void *cid, size_t cidlen, uin
 gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 {
 	gw_proxy *p = bt_xzalloc(sizeof(*p));
+	char monep[64];
 	int one = 1;
 
 	p->lock_fd = -1;
@@ -100,6 +120,20 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake_fd < 0) {
 		bt_err_errno(e, errno, "eventfd");
+		goto fail;
+	}
+	p->back = bt_zmq_socket(ZMQ_ROUTER, e);
+	if (!p->back)
+		goto fail;
+	zmq_setsockopt(p->back, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	bt_inproc_name(monep, sizeof(monep), "gw-mon");
+	if (zmq_socket_monitor(p->back, monep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) < 0) {
+		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	p->monitor = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
+	if (!p->monitor || zmq_connect(p->monitor, monep) < 0) {
+		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
 		goto fail;
 	}
 	p->pub = bt_zmq_socket(ZMQ_ROUTER, e);
@@ -125,64 +159,82 @@ fail:
 	return NULL;
 }
 
+static conn *conn_for(gw_proxy *p, const char *address, bt_err *e)
+{
+	conn *c;
+
+	for (int i = 0; i < p->nconns; i++)
+		if (strcmp(p->conns[i].address, address) == 0)
+			return &p->conns[i];
+	if (p->nconns == MAX_ROUTES) {
+		bt_err_set(e, BT_RESOURCE_EXHAUSTED, "too many backends");
+		return NULL;
+	}
+	c = &p->conns[p->nconns];
+	memset(c, 0, sizeof(*c));
+	c->address = bt_xstrdup(address);
+	c->ridlen = (size_t)snprintf(c->rid, sizeof(c->rid), "b%d", p->nconns);
+	c->inproc = bt_startswith(address, "inproc://");
+	if (zmq_setsockopt(p->back, ZMQ_CONNECT_ROUTING_ID, c->rid, c->ridlen) < 0 ||
+	    zmq_connect(p->back, address) < 0) {
+		bt_err_set(e, BT_INVALID_ARGUMENT, "connect %s: %s", address, zmq_strerror(errno));
+		free(c->address);
+		return NULL;
+	}
+	p->nconns++;
+	return c;
+}
+
 int gw_proxy_add_route(gw_proxy *p, const gw_route *r, bt_err *e)
 {
-	backend *b;
-	char monep[96];
-	int one = 1;
+	route *rt;
+	conn *c;
 
 	if (p->nroutes == MAX_ROUTES)
 		return bt_err_set(e, BT_RESOURCE_EXHAUSTED, "too many routes");
-	b = &p->routes[p->nroutes++];
-	memset(b, 0, sizeof(*b));
-	b->service = bt_xstrdup(r->service);
-	b->address = bt_xstrdup(r->address);
-	b->snapshotter = r->snapshotter ? bt_xstrdup(r->snapshotter) : NULL;
-	b->r = *r;
-	b->r.service = b->service;
-	b->r.address = b->address;
-	b->r.snapshotter = b->snapshotter;
-	b->inproc = bt_startswith(r->address, "inproc://");
-	b->sock = bt_zmq_socket(ZMQ_DEALER, e);
-	if (!b->sock)
-		return -1;
-	zmq_setsockopt(b->sock, ZMQ_IMMEDIATE, &one, sizeof(one));
-	bt_inproc_name(monep, sizeof(monep), "gw-mon");
-	if (zmq_socket_monitor(b->sock, monep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) < 0)
-		return bt_err_set(e, BT_INTERNAL, "monitor %s: %s", r->service, zmq_strerror(errno));
-	b->monitor = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
-	if (!b->monitor || zmq_connect(b->monitor, monep) < 0)
-		return bt_err_set(e, BT_INTERNAL, "monitor %s: %s", r->service, zmq_strerror(errno));
-	if (zmq_connect(b->sock, r->address) < 0)
-		return bt_err_set(e, BT_INVALID_ARGUMENT, "route %s: connect %s: %s", r->service, r->address,
-				  zmq_strerror(errno));
+	c = conn_for(p, r->address, e);
+	if (!c)
+		return bt_err_wrap(e, "route %s", r->service);
+	rt = &p->routes[p->nroutes++];
+	rt->r = *r;
+	rt->service = bt_xstrdup(r->service);
+	rt->snapshotter = r->snapshotter ? bt_xstrdup(r->snapshotter) : NULL;
+	rt->r.service = rt->service;
+	rt->r.snapshotter = rt->snapshotter;
+	rt->r.address = c->address;
+	rt->c = c;
 	return 0;
 }
 
-/* The backend for service; for services routed by snapshotter, the one
- * named (or the default when the name is empty).  Sets *known_service. */
-static backend *find_backend(gw_proxy *p, const char *service, const char *snapshotter, bool *known_service)
+/* The route for service; for services routed by snapshotter, the one named
+ * (or the default when the name is empty).  Sets *known_service. */
+static route *find_route(gw_proxy *p, const char *service, const char *snapshotter, bool *known_service)
 {
 	*known_service = false;
 	for (int i = 0; i < p->nroutes; i++) {
-		backend *b = &p->routes[i];
-		if (strcmp(b->service, service) != 0)
+		route *rt = &p->routes[i];
+		if (strcmp(rt->service, service) != 0)
 			continue;
 		*known_service = true;
-		if (!b->snapshotter)
-			return b;
-		if (snapshotter && *snapshotter ? strcmp(b->snapshotter, snapshotter) == 0 : b->r.is_default)
-			return b;
+		if (!rt->snapshotter)
+			return rt;
+		if (snapshotter && *snapshotter ? strcmp(rt->snapshotter, snapshotter) == 0 : rt->r.is_default)
+			return rt;
 	}
 	return NULL;
 }
 
-static bool has_method(const backend *b, const char *method)
+static bool has_method(const route *rt, const char *method)
 {
-	for (unsigned i = 0; i < b->r.desc->n_methods; i++)
-		if (strcmp(b->r.desc->methods[i].name, method) == 0)
+	for (unsigned i = 0; i < rt->r.desc->n_methods; i++)
+		if (strcmp(rt->r.desc->methods[i].name, method) == 0)
 			return true;
 	return false;
+}
+
+static bool connected(const conn *c)
+{
+	return c->inproc || c->npipes > 0;
 }
 
 /* --- replies to clients --------------------------------------------------- */
@@ -219,21 +271,19 @@ static void reply_status(gw_proxy *p, const void *cid, size_t cidlen, uint64_t c
 
 static void unhold(pending *q)
 {
-	backend *b = q->be;
-	pending **pp = &b->held_head, *prev = NULL;
+	conn *c = q->rt->c;
+	pending **pp = &c->held_head, *prev = NULL;
 
 	if (!q->held)
 		return;
 	for (; *pp; prev = *pp, pp = &(*pp)->next_held) {
 		if (*pp == q) {
 			*pp = q->next_held;
-			if (b->held_tail == q)
-				b->held_tail = prev;
+			if (c->held_tail == q)
+				c->held_tail = prev;
 			break;
 		}
 	}
-	zmq_msg_close(&q->hdr);
-	zmq_msg_close(&q->body);
 	q->held = false;
 	q->next_held = NULL;
 }
@@ -242,64 +292,78 @@ static void pending_drop(gw_proxy *p, pending *q)
 {
 	unsigned char key[MAX_IDENTITY + 8];
 	size_t klen = client_key(key, q->cid, q->cidlen, q->creq);
-	client *c;
+	client *cl;
 
 	unhold(q);
+	zmq_msg_close(&q->hdr);
+	zmq_msg_close(&q->body);
 	bt_map_del(p->by_gw, &q->gw_id, sizeof(q->gw_id));
 	bt_map_del(p->by_client, key, klen);
-	c = bt_map_get(p->clients, q->cid, q->cidlen);
-	if (c && --c->in_flight == 0) {
+	cl = bt_map_get(p->clients, q->cid, q->cidlen);
+	if (cl && --cl->in_flight == 0) {
 		bt_map_del(p->clients, q->cid, q->cidlen);
-		free(c);
+		free(cl);
 	}
 	free(q);
 }
 
-static void on_monitor(gw_proxy *p, backend *b);
-static int send_pending(gw_proxy *p, pending *q);
+/* Sends frames to backend c: its routing id, then the frames. Returns 0,
+ * or -1 with errno (EHOSTUNREACH: no connection to it). */
+static int send_to_backend(gw_proxy *p, conn *c, zmq_msg_t *hdr, zmq_msg_t *body)
+{
+	if (zmq_send(p->back, c->rid, c->ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -1;
+	/* once the routing frame is accepted the rest always goes (no HWM) */
+	if (zmq_msg_send(hdr, p->back, body ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) < 0)
+		return -1;
+	if (body && zmq_msg_send(body, p->back, ZMQ_DONTWAIT) < 0)
+		return -1;
+	return 0;
+}
 
-static void send_backend_control(backend *b, uint64_t gw_id, bool cancel, uint32_t credit)
+static void send_backend_control(gw_proxy *p, conn *c, uint64_t gw_id, bool cancel, uint32_t credit)
 {
 	bt_reqhdr h = BERTH__RPC__V1__REQUEST_HEADER__INIT;
+	zmq_msg_t m;
 
 	h.version = BT_PROTOCOL_VERSION;
 	h.request_id = gw_id;
 	h.cancel = cancel;
 	h.credit = credit;
-	bt_send_pb(b->sock, &h.base, ZMQ_DONTWAIT);
+	bt_msg_pack(&m, &h.base);
+	if (send_to_backend(p, c, &m, NULL) < 0)
+		zmq_msg_close(&m);
 }
 
 /* --- client → backend ------------------------------------------------------- */
 
 static const char *const local_principal_ns[] = { "*" };
 
-/* Sends a request's frames to its backend. Returns 0 when sent; -1 when the
- * socket has no pipe yet (EAGAIN: the frames stay with q); otherwise answers
- * UNAVAILABLE, drops q and returns -2. */
+/* Sends a request to its backend. Returns 0 when sent; -1 when the backend
+ * has no connection (the frames stay with q); otherwise answers UNAVAILABLE,
+ * drops q and returns -2. */
 static int send_pending(gw_proxy *p, pending *q)
 {
-	backend *b = q->be;
+	conn *c = q->rt->c;
 	zmq_msg_t hc, bc;
 
-	/* send copies, so a refused send leaves q's frames intact */
+	/* send copies (reference counted, not byte copies), so a refused send
+	 * leaves q's frames intact */
 	zmq_msg_init(&hc);
 	zmq_msg_init(&bc);
 	zmq_msg_copy(&hc, &q->hdr);
 	zmq_msg_copy(&bc, &q->body);
-	if (zmq_msg_send(&hc, b->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+	if (send_to_backend(p, c, &hc, &bc) < 0) {
 		int err = errno;
 		zmq_msg_close(&hc);
 		zmq_msg_close(&bc);
-		if (err == EAGAIN)
+		if (err == EHOSTUNREACH || err == EAGAIN)
 			return -1;
 		reply_transport(p, q->cid, q->cidlen, q->creq, BT_UNAVAILABLE, "service %s is unavailable (%s)",
-				b->service, zmq_strerror(err));
+				q->rt->service, zmq_strerror(err));
 		pending_drop(p, q);
 		return -2;
 	}
-	/* once the first frame is in, the second always goes (no HWM) */
-	if (zmq_msg_send(&bc, b->sock, ZMQ_DONTWAIT) < 0)
-		zmq_msg_close(&bc);
 	zmq_msg_close(&q->hdr);
 	zmq_msg_close(&q->body);
 	zmq_msg_init(&q->hdr);
@@ -309,50 +373,53 @@ static int send_pending(gw_proxy *p, pending *q)
 
 static void hold(gw_proxy *p, pending *q)
 {
-	backend *b = q->be;
+	conn *c = q->rt->c;
 
 	q->held = true;
 	q->held_until = bt_mono_ms() + p->connect_grace_ms;
 	if (q->deadline && q->deadline < q->held_until)
 		q->held_until = q->deadline;
-	if (b->held_tail)
-		b->held_tail->next_held = q;
+	if (c->held_tail)
+		c->held_tail->next_held = q;
 	else
-		b->held_head = q;
-	b->held_tail = q;
+		c->held_head = q;
+	c->held_tail = q;
 }
 
 /* Sends what waited for the backend's connection, in order, until the
  * socket takes no more (its pipe may attach a moment after the monitor's
  * CONNECTED event). */
-static void release_held(gw_proxy *p, backend *b)
+static void release_held(gw_proxy *p, conn *c)
 {
-	while (b->held_head && (b->inproc || b->npipes > 0)) {
-		pending *q = b->held_head;
+	while (c->held_head && connected(c)) {
+		pending *q = c->held_head;
 		int rc = send_pending(p, q);
 		if (rc == -1)
 			return;
 		if (rc == -2)
 			continue; /* dropped (and unlinked) already */
-		b->held_head = q->next_held;
-		if (!b->held_head)
-			b->held_tail = NULL;
+		c->held_head = q->next_held;
+		if (!c->held_head)
+			c->held_tail = NULL;
 		q->held = false;
 		q->next_held = NULL;
 	}
 }
 
-static void on_client(gw_proxy *p)
+static void on_monitor(gw_proxy *p);
+
+/* Takes one client request; false when there was none. */
+static bool on_client(gw_proxy *p)
 {
 	zmq_msg_t f[4];
 	int n;
 	bool overflow;
 	bt_err e;
 	bt_reqhdr *h = NULL;
-	backend *b;
+	route *rt;
 
 	if (bt_recv_frames(p->pub, f, 4, &n, &overflow, ZMQ_DONTWAIT) < 0)
-		return;
+		return false;
 	const unsigned char *cid = zmq_msg_data(&f[0]);
 	size_t cidlen = zmq_msg_size(&f[0]);
 	if (cidlen > MAX_IDENTITY || n < 1)
@@ -383,7 +450,7 @@ static void on_client(gw_proxy *p)
 		pending *q = bt_map_get(p->by_client, key, klen);
 		if (q && (h->cancel || h->credit)) {
 			if (!q->held)
-				send_backend_control(q->be, q->gw_id, h->cancel, h->credit);
+				send_backend_control(p, q->rt->c, q->gw_id, h->cancel, h->credit);
 			if (h->cancel)
 				pending_drop(p, q);
 		} else if (!h->cancel && !h->credit) {
@@ -397,20 +464,20 @@ static void on_client(gw_proxy *p)
 		goto out;
 	}
 	bool known;
-	b = find_backend(p, h->service, h->snapshotter, &known);
-	if (!b) {
+	rt = find_route(p, h->service, h->snapshotter, &known);
+	if (!rt) {
 		if (known)
 			reply_error(p, cid, cidlen, creq, BT_NOT_FOUND, "unknown snapshotter \"%.100s\"", h->snapshotter);
 		else
 			reply_error(p, cid, cidlen, creq, BT_UNIMPLEMENTED, "unknown service \"%.100s\"", h->service);
 		goto out;
 	}
-	if (!has_method(b, h->method)) {
+	if (!has_method(rt, h->method)) {
 		reply_error(p, cid, cidlen, creq, BT_UNIMPLEMENTED, "unknown method \"%.100s\" of service \"%s\"",
 			    h->method, h->service);
 		goto out;
 	}
-	if (!b->r.no_namespace && bt_rpc_check_namespace(h->namespace_, &e) < 0) {
+	if (!rt->r.no_namespace && bt_rpc_check_namespace(h->namespace_, &e) < 0) {
 		reply_error(p, cid, cidlen, creq, e.code, "%s", e.msg);
 		goto out;
 	}
@@ -421,14 +488,15 @@ static void on_client(gw_proxy *p)
 			    creq);
 		goto out;
 	}
-	client *c = bt_map_get(p->clients, cid, cidlen);
-	if (c && c->in_flight >= p->max_in_flight) {
+	client *cl = bt_map_get(p->clients, cid, cidlen);
+	if (cl && cl->in_flight >= p->max_in_flight) {
 		reply_error(p, cid, cidlen, creq, BT_RESOURCE_EXHAUSTED,
 			    "too many requests in flight from this client (limit %d)", p->max_in_flight);
 		goto out;
 	}
 
-	/* Renumber, set the principal, forward. */
+	/* Renumber, set the principal (whatever the client sent is replaced),
+	 * name the snapshotter meant, and forward. */
 	uint64_t gw_id = p->next_id++;
 	bt_principal pr = BERTH__RPC__V1__PRINCIPAL__INIT;
 	pr.name = (char *)"local";
@@ -436,14 +504,14 @@ static void on_client(gw_proxy *p)
 	pr.namespaces = (char **)local_principal_ns;
 	pr.read_only = false;
 	bt_principal *theirs = h->principal;
+	char *their_sn = h->snapshotter;
 	h->principal = &pr;
 	h->request_id = gw_id;
-	char *their_sn = h->snapshotter;
-	if (b->snapshotter)
-		h->snapshotter = b->snapshotter; /* the backend learns which name was meant */
+	if (rt->snapshotter)
+		h->snapshotter = rt->snapshotter;
 	pending *q = bt_xzalloc(sizeof(*q));
 	q->gw_id = gw_id;
-	q->be = b;
+	q->rt = rt;
 	memcpy(q->cid, cid, cidlen);
 	q->cidlen = cidlen;
 	q->creq = creq;
@@ -455,52 +523,64 @@ static void on_client(gw_proxy *p)
 	zmq_msg_move(&q->body, &f[2]);
 	bt_map_put(p->by_gw, &q->gw_id, sizeof(q->gw_id), q);
 	bt_map_put(p->by_client, key, klen, q);
-	if (!c) {
-		c = bt_xzalloc(sizeof(*c));
-		bt_map_put(p->clients, cid, cidlen, c);
+	if (!cl) {
+		cl = bt_xzalloc(sizeof(*cl));
+		bt_map_put(p->clients, cid, cidlen, cl);
 	}
-	c->in_flight++;
-	/* A pipe may outlive its connection for a moment: trust the monitor. */
-	on_monitor(p, b);
+	cl->in_flight++;
+	/* With no connection known, look for a fresh CONNECTED event first. */
+	if (!connected(rt->c))
+		on_monitor(p);
 	/* No connection: the backend may be restarting. Hold the request a
 	 * little (never past its deadline) rather than fail at once; requests
 	 * already held go first. */
-	if (b->held_head || !(b->inproc || b->npipes > 0) || send_pending(p, q) == -1)
+	if (rt->c->held_head || !connected(rt->c) || send_pending(p, q) == -1)
 		hold(p, q);
 out:
 	bt_reqhdr_free(&h);
 	bt_close_frames(f, n);
+	return true;
 }
 
 /* --- backend → client --------------------------------------------------------- */
 
-static void on_backend(gw_proxy *p, backend *b)
+static conn *conn_by_rid(gw_proxy *p, const void *rid, size_t len)
 {
-	zmq_msg_t f[2];
+	for (int i = 0; i < p->nconns; i++)
+		if (p->conns[i].ridlen == len && memcmp(p->conns[i].rid, rid, len) == 0)
+			return &p->conns[i];
+	return NULL;
+}
+
+/* Passes one reply from a backend to its client; false when there was none. */
+static bool on_backend(gw_proxy *p)
+{
+	zmq_msg_t f[3];
 	int n;
 	bool overflow;
 	bt_err e;
 	bt_resphdr *h;
 
-	if (bt_recv_frames(b->sock, f, 2, &n, &overflow, ZMQ_DONTWAIT) < 0)
-		return;
-	if (n != 2 || overflow) {
-		bt_log_warn("backend %s sent a malformed reply (%d frames)", b->service, n);
+	if (bt_recv_frames(p->back, f, 3, &n, &overflow, ZMQ_DONTWAIT) < 0)
+		return false;
+	conn *c = n >= 1 ? conn_by_rid(p, zmq_msg_data(&f[0]), zmq_msg_size(&f[0])) : NULL;
+	if (!c || n != 3 || overflow) {
+		bt_log_warn("backend %s sent a malformed reply (%d frames)", c ? c->address : "?", n);
 		bt_close_frames(f, n);
-		return;
+		return true;
 	}
-	h = bt_resphdr_decode(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &e);
+	h = bt_resphdr_decode(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &e);
 	if (!h) {
-		bt_log_warn("backend %s: %s", b->service, e.msg);
+		bt_log_warn("backend %s: %s", c->address, e.msg);
 		bt_close_frames(f, n);
-		return;
+		return true;
 	}
 	pending *q = bt_map_get(p->by_gw, &h->request_id, sizeof(h->request_id));
-	if (!q || q->be != b) {
+	if (!q || q->rt->c != c) {
 		/* answered already (deadline) or cancelled */
 		bt_resphdr_free(&h);
 		bt_close_frames(f, n);
-		return;
+		return true;
 	}
 	h->request_id = q->creq;
 	zmq_msg_t hm;
@@ -508,30 +588,57 @@ static void on_backend(gw_proxy *p, backend *b)
 	bool final = h->final;
 	bt_resphdr_free(&h);
 	zmq_msg_close(&f[0]);
+	zmq_msg_close(&f[1]);
 	if (zmq_send(p->pub, q->cid, q->cidlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_msg_send(&hm, p->pub, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_msg_send(&f[1], p->pub, ZMQ_DONTWAIT) < 0) {
+	    zmq_msg_send(&f[2], p->pub, ZMQ_DONTWAIT) < 0) {
 		/* The client is gone: stop the backend's work for it. */
 		zmq_msg_close(&hm);
-		zmq_msg_close(&f[1]);
+		zmq_msg_close(&f[2]);
 		if (!final)
-			send_backend_control(b, q->gw_id, true, 0);
+			send_backend_control(p, c, q->gw_id, true, 0);
 		pending_drop(p, q);
-		return;
+		return true;
 	}
-	zmq_msg_close(&f[1]);
+	zmq_msg_close(&f[2]);
 	if (final)
 		pending_drop(p, q);
+	return true;
 }
 
-static void on_monitor(gw_proxy *p, backend *b)
+/* Everything backend c had in flight is lost: say so now. */
+static void fail_in_flight(gw_proxy *p, conn *c)
+{
+	bt_map_iter it;
+	void *v;
+	pending **lost = NULL;
+	size_t nlost = 0;
+
+	bt_map_iter_init(&it, p->by_gw);
+	while (bt_map_iter_next(&it, NULL, NULL, &v)) {
+		pending *q = v;
+		if (q->rt->c != c || q->held)
+			continue;
+		lost = bt_xrealloc(lost, (nlost + 1) * sizeof(*lost));
+		lost[nlost++] = q;
+	}
+	for (size_t i = 0; i < nlost; i++) {
+		reply_transport(p, lost[i]->cid, lost[i]->cidlen, lost[i]->creq, BT_UNAVAILABLE,
+				"service %s went away while handling the request", lost[i]->rt->service);
+		pending_drop(p, lost[i]);
+	}
+	free(lost);
+}
+
+/* Reads the backends socket's connection events. */
+static void on_monitor(gw_proxy *p)
 {
 	for (;;) {
 		zmq_msg_t ev, addr;
 		uint16_t event = 0;
 
 		zmq_msg_init(&ev);
-		if (zmq_msg_recv(&ev, b->monitor, ZMQ_DONTWAIT) < 0) {
+		if (zmq_msg_recv(&ev, p->monitor, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&ev);
 			return;
 		}
@@ -539,35 +646,27 @@ static void on_monitor(gw_proxy *p, backend *b)
 			memcpy(&event, zmq_msg_data(&ev), 2);
 		zmq_msg_close(&ev);
 		zmq_msg_init(&addr);
-		if (zmq_msg_recv(&addr, b->monitor, 0) >= 0)
+		if (zmq_msg_recv(&addr, p->monitor, 0) < 0) {
 			zmq_msg_close(&addr);
+			continue;
+		}
+		conn *c = NULL;
+		for (int i = 0; i < p->nconns; i++)
+			if (strlen(p->conns[i].address) == zmq_msg_size(&addr) &&
+			    memcmp(p->conns[i].address, zmq_msg_data(&addr), zmq_msg_size(&addr)) == 0)
+				c = &p->conns[i];
+		zmq_msg_close(&addr);
+		if (!c)
+			continue;
 		if (event == ZMQ_EVENT_CONNECTED) {
-			if (b->npipes++ == 0)
-				bt_log_info("backend %s connected (%s)", b->service, b->address);
-			release_held(p, b);
+			if (c->npipes++ == 0)
+				bt_log_info("backend %s connected", c->address);
+			release_held(p, c);
 		} else if (event == ZMQ_EVENT_DISCONNECTED) {
-			bt_log_warn("backend %s went away (%s)", b->service, b->address);
-			if (b->npipes > 0)
-				b->npipes--;
-			/* Everything it had in flight is lost: say so now. */
-			bt_map_iter it;
-			void *v;
-			pending **lost = NULL;
-			size_t nlost = 0;
-			bt_map_iter_init(&it, p->by_gw);
-			while (bt_map_iter_next(&it, NULL, NULL, &v)) {
-				pending *q = v;
-				if (q->be != b || q->held)
-					continue;
-				lost = bt_xrealloc(lost, (nlost + 1) * sizeof(*lost));
-				lost[nlost++] = q;
-			}
-			for (size_t i = 0; i < nlost; i++) {
-				reply_transport(p, lost[i]->cid, lost[i]->cidlen, lost[i]->creq, BT_UNAVAILABLE,
-					    "service %s went away while handling the request", b->service);
-				pending_drop(p, lost[i]);
-			}
-			free(lost);
+			bt_log_warn("backend %s went away", c->address);
+			if (c->npipes > 0)
+				c->npipes--;
+			fail_in_flight(p, c);
 		}
 	}
 }
@@ -592,13 +691,13 @@ static void expire(gw_proxy *p)
 		pending *q = late[i];
 		if (q->held) {
 			reply_transport(p, q->cid, q->cidlen, q->creq, BT_UNAVAILABLE,
-					"service %s is unavailable (%s not answering)", q->be->service, q->be->address);
+					"service %s is unavailable (%s not answering)", q->rt->service, q->rt->c->address);
 			pending_drop(p, q);
 			continue;
 		}
 		reply_transport(p, q->cid, q->cidlen, q->creq, BT_DEADLINE_EXCEEDED,
-			    "deadline exceeded waiting for service %s", q->be->service);
-		send_backend_control(q->be, q->gw_id, true, 0);
+				"deadline exceeded waiting for service %s", q->rt->service);
+		send_backend_control(p, q->rt->c, q->gw_id, true, 0);
 		pending_drop(p, q);
 	}
 	free(late);
@@ -606,68 +705,53 @@ static void expire(gw_proxy *p)
 
 int gw_proxy_run(gw_proxy *p, bt_err *e)
 {
-	int n = 2 + 2 * p->nroutes;
-	zmq_pollitem_t *items = bt_xcalloc((size_t)n, sizeof(*items));
+	/* The monitor is read every tick, not polled: each socket in a poll
+	 * set costs system calls on every turn of the loop. */
+	zmq_pollitem_t items[3] = {
+		{ .socket = p->pub, .events = ZMQ_POLLIN },
+		{ .socket = p->back, .events = ZMQ_POLLIN },
+		{ .fd = p->wake_fd, .events = ZMQ_POLLIN },
+	};
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
 
-	items[0].socket = p->pub;
-	items[0].events = ZMQ_POLLIN;
-	items[1].fd = p->wake_fd;
-	items[1].events = ZMQ_POLLIN;
-	for (int i = 0; i < p->nroutes; i++) {
-		items[2 + 2 * i].socket = p->routes[i].sock;
-		items[2 + 2 * i].events = ZMQ_POLLIN;
-		items[3 + 2 * i].socket = p->routes[i].monitor;
-		items[3 + 2 * i].events = ZMQ_POLLIN;
-	}
+	on_monitor(p);
 	while (!atomic_load(&p->stop)) {
 		bool holding = false;
-		for (int i = 0; i < p->nroutes; i++)
-			holding |= p->routes[i].held_head != NULL;
-		int rc = zmq_poll(items, n, holding ? 5 : TICK_MS);
+		for (int i = 0; i < p->nconns; i++)
+			holding |= p->conns[i].held_head != NULL;
+		int64_t wait = next_tick - bt_mono_ms();
+		if (wait < 0)
+			wait = 0;
+		int rc = zmq_poll(items, 3, holding ? BT_MIN(wait, 5) : wait);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			free(items);
 			return bt_err_set(e, BT_INTERNAL, "poll: %s", zmq_strerror(errno));
 		}
-		for (int i = 0; i < p->nroutes; i++) {
-			if (items[3 + 2 * i].revents & ZMQ_POLLIN)
-				on_monitor(p, &p->routes[i]);
-			if (items[2 + 2 * i].revents & ZMQ_POLLIN)
-				for (int k = 0; k < 256; k++) {
-					int ev = 0;
-					size_t len = sizeof(ev);
-					zmq_getsockopt(p->routes[i].sock, ZMQ_EVENTS, &ev, &len);
-					if (!(ev & ZMQ_POLLIN))
-						break;
-					on_backend(p, &p->routes[i]);
-				}
-		}
+		/* receive until EAGAIN: asking ZMQ_EVENTS first costs a system call */
+		if (items[1].revents & ZMQ_POLLIN)
+			for (int k = 0; k < 256 && on_backend(p); k++)
+				;
 		if (items[0].revents & ZMQ_POLLIN)
-			for (int k = 0; k < 256; k++) {
-				int ev = 0;
-				size_t len = sizeof(ev);
-				zmq_getsockopt(p->pub, ZMQ_EVENTS, &ev, &len);
-				if (!(ev & ZMQ_POLLIN))
-					break;
-				on_client(p);
-			}
-		if (items[1].revents & ZMQ_POLLIN) {
+			for (int k = 0; k < 256 && on_client(p); k++)
+				;
+		if (items[2].revents & ZMQ_POLLIN) {
 			uint64_t v;
 			(void)!read(p->wake_fd, &v, sizeof(v));
 		}
-		for (int i = 0; i < p->nroutes; i++)
-			if (p->routes[i].held_head)
-				release_held(p, &p->routes[i]);
+		if (holding) {
+			on_monitor(p);
+			for (int i = 0; i < p->nconns; i++)
+				release_held(p, &p->conns[i]);
+		}
 		int64_t now = bt_mono_ms();
 		atomic_store(&p->last_tick, now);
 		if (now >= next_tick) {
+			on_monitor(p);
 			expire(p);
 			next_tick = now + TICK_MS;
 		}
 	}
-	free(items);
 	return 0;
 }
 
@@ -691,24 +775,12 @@ void gw_proxy_free(gw_proxy **pp)
 
 	if (!p)
 		return;
-	for (int i = 0; i < p->nroutes; i++) {
-		backend *b = &p->routes[i];
-		if (b->sock)
-			zmq_socket_monitor(b->sock, NULL, 0);
-		bt_zmq_close(&b->monitor);
-		bt_zmq_close(&b->sock);
-		free(b->service);
-		free(b->address);
-		free(b->snapshotter);
-	}
 	if (p->by_gw) {
 		bt_map_iter_init(&it, p->by_gw);
 		while (bt_map_iter_next(&it, NULL, NULL, &v)) {
 			pending *q = v;
-			if (q->held) {
-				zmq_msg_close(&q->hdr);
-				zmq_msg_close(&q->body);
-			}
+			zmq_msg_close(&q->hdr);
+			zmq_msg_close(&q->body);
 			free(q);
 		}
 		bt_map_free(&p->by_gw);
@@ -720,6 +792,16 @@ void gw_proxy_free(gw_proxy **pp)
 			free(v);
 		bt_map_free(&p->clients);
 	}
+	for (int i = 0; i < p->nroutes; i++) {
+		free(p->routes[i].service);
+		free(p->routes[i].snapshotter);
+	}
+	for (int i = 0; i < p->nconns; i++)
+		free(p->conns[i].address);
+	if (p->back)
+		zmq_socket_monitor(p->back, NULL, 0);
+	bt_zmq_close(&p->monitor);
+	bt_zmq_close(&p->back);
 	bt_zmq_unbind(p->pub, p->public_address, &p->lock_fd);
 	bt_zmq_close(&p->pub);
 	if (p->wake_fd >= 0)

@@ -244,12 +244,14 @@ roundtrip() {
 @test "kill -9 at random instants never leaves wrong bytes, orphan records or orphan blobs" {
 	for i in $(seq 1 8); do
 		head -c $((RANDOM * 300)) /dev/urandom >"$DATA/c$i"
-		berth content ingest "crash-$i" <"$DATA/c$i" >/dev/null 2>&1 &
+		berth content ingest "crash-$i" <"$DATA/c$i" >"$DATA/c$i.out" 2>&1 &
+		pids[$i]=$!
 		sleep "0.0$((RANDOM % 10))"
 		kill -9 "$(daemon_pid berth-contentd)" 2>/dev/null || true
-		wait || true
 		berth-dev start berth-contentd >/dev/null
 	done
+	# the writers resume by themselves once the service is back
+	for i in $(seq 1 8); do wait "${pids[$i]}" || true; done
 	berth-dev stop berth-contentd >/dev/null
 	berth-dev start berth-contentd >/dev/null
 	# every record has its blob with the right bytes
