@@ -462,7 +462,7 @@ static int overlay_relative(const bt_mount *m, const parsed *p, const char *targ
 	}
 	if (data.len + 1 > page_size()) {
 		rc = bt_err_set(e, BT_INVALID_ARGUMENT,
-				"%s options of %zu bytes exceed a page even relative to %s (this kernel lacks lowerdir+)",
+				"%s options of %zu bytes exceed a page even relative to %s (and lowerdir+ is not available)",
 				m->type, data.len, base);
 		goto out;
 	}
