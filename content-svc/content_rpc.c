@@ -310,21 +310,12 @@ static void h_list_statuses(bt_call *call, void *ctx)
 /* A WriteRequest decoded by hand (Write is BT_M_RAW): the data field is used
  * where it lies in the received frame instead of being copied. Field
  * numbers are content.proto's; unknown fields are skipped. */
-typedef struct write_fields {
-	int action;
-	char *ref, *writer, *expected;
-	int64_t total, offset;
-	const uint8_t *data;
-	size_t len;
-	bt_labels labels;
-} write_fields;
-
 static char *dup_field(const bt_pb_field *f)
 {
 	return bt_xstrndup((const char *)f->bytes, f->len);
 }
 
-static void write_fields_clear(write_fields *w)
+void content_write_fields_clear(content_write_fields *w)
 {
 	free(w->ref);
 	free(w->writer);
@@ -356,7 +347,7 @@ static int parse_label(const bt_pb_field *entry, bt_labels *out)
 	return 0;
 }
 
-static int parse_write(const uint8_t *p, size_t n, write_fields *w, bt_err *e)
+int content_parse_write(const uint8_t *p, size_t n, content_write_fields *w, bt_err *e)
 {
 	const uint8_t *end = p + n;
 	bt_pb_field f;
@@ -418,13 +409,13 @@ static void h_write(bt_call *call, void *ctx)
 {
 	Berth__Content__V1__WriteResponse resp = BERTH__CONTENT__V1__WRITE_RESPONSE__INIT;
 	content_write_res res = { 0 };
-	write_fields wf = { 0 };
+	content_write_fields wf = { 0 };
 	size_t n;
 	const uint8_t *body = bt_call_body(call, &n);
 	bt_err e;
 
-	if (parse_write(body, n, &wf, &e) < 0) {
-		write_fields_clear(&wf);
+	if (content_parse_write(body, n, &wf, &e) < 0) {
+		content_write_fields_clear(&wf);
 		bt_call_error(call, &e);
 		return;
 	}
@@ -450,11 +441,11 @@ static void h_write(bt_call *call, void *ctx)
 		break;
 	default:
 		bt_call_errorf(call, BT_INVALID_ARGUMENT, "write %s: unknown action %d", w.ref, wf.action);
-		write_fields_clear(&wf);
+		content_write_fields_clear(&wf);
 		return;
 	}
 	if (content_write(ctx, bt_call_namespace(call), &w, &res, &e) < 0) {
-		write_fields_clear(&wf);
+		content_write_fields_clear(&wf);
 		bt_call_error(call, &e);
 		return;
 	}
@@ -466,7 +457,7 @@ static void h_write(bt_call *call, void *ctx)
 	resp.digest = res.digest;
 	resp.existed = res.existed;
 	bt_call_reply(call, &resp.base);
-	write_fields_clear(&wf);
+	content_write_fields_clear(&wf);
 }
 
 static void h_abort(bt_call *call, void *ctx)

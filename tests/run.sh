@@ -48,6 +48,14 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
 	done
 fi
 
+if [ "$what" = all ] || [ "$what" = unit ]; then
+	# fuzz corpora replayed as regression tests (skipped without clang)
+	echo "# fuzz corpora"
+	tests/fuzz/run.sh replay >"$tmp/fuzz.tap" 2>&1
+	cat "$tmp/fuzz.tap"
+	count_tap fuzz "$tmp/fuzz.tap"
+fi
+
 if [ "$what" = all ] || [ "$what" = integration ]; then
 	args=(--tap)
 	[ -n "$filter" ] && [ "$what" = integration ] && args+=(--filter "$filter")

@@ -41,12 +41,19 @@ suite_teardown() {
 		echo "processes left behind: $left" >&2
 		kill -9 $(echo "$left" | awk '{print $1}') 2>/dev/null || true
 	fi
+	# a sanitizer build's daemons report into their logs
+	local san
+	san=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$BERTH_RUN"/dev/*.log 2>/dev/null)
+	if [ -n "$san" ]; then
+		echo "sanitizer reports in: $san" >&2
+		grep -h -A 30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $san >&2
+	fi
 	if grep -q " $SUITE_DIR" /proc/self/mountinfo; then
 		echo "mounts left behind under $SUITE_DIR" >&2
 		grep " $SUITE_DIR" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l
 	fi
 	rm -rf "$SUITE_DIR"
-	[ -z "$left" ]
+	[ -z "$left" ] && [ -z "$san" ]
 }
 
 # The pid of a running daemon of this suite.

@@ -187,7 +187,7 @@ static void test_db(void **state)
 	assert_int_equal(e.code, BT_FAILED_PRECONDITION);
 	assert_non_null(strstr(e.msg, "newer"));
 	/* a broken migration is rolled back and reported */
-	static const char *const bad[] = { mig[0], mig[1], "CREATE TABLE oops (" };
+	const char *const bad[] = { mig[0], mig[1], "CREATE TABLE oops (" };
 	assert_int_equal(bt_db_open(path, bad, 3, &db, &e), -1);
 	assert_non_null(strstr(e.msg, "migration to schema 3"));
 	assert_int_equal(bt_db_open(path, mig, 2, &db, &e), 0);
