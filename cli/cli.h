@@ -82,6 +82,7 @@ int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out);
 
 /* Command groups. */
 extern const cli_cmd cli_content_cmds[];
+extern const cli_cmd cli_config_cmds[];
 /* The snapshots group: parses its --snapshotter, then runs the verb. */
 int cli_snapshots(cli_ctx *ctx, int argc, char **argv);
 int cli_version(cli_ctx *ctx, int argc, char **argv);
