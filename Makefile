@@ -68,7 +68,8 @@ CLIENT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(CLIENT_SRC))
 LIBBERTH_A := $(LIB)/libberth.a
 LIBBERTH_SO := $(LIB)/libberth.so.0
 
-$(LIBBERTH_A): $(CLIENT_OBJ)
+# The static library carries common/ too, so `-lberth` is all a user links.
+$(LIBBERTH_A): $(CLIENT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(LIB)
 	rm -f $@ && ar rcs $@ $^
 
@@ -123,11 +124,7 @@ $(BIN)/berth-dev: deploy/dev/berth-dev
 
 BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-snapshot $(BIN)/berth-dev
 
-$(BUILD)/berth.pc: client/berth.pc.in
-	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
-
-all: $(BINS) $(LIBBERTH_SO) $(LIBBERTH_A) $(BUILD)/berth.pc tests-build
+all: $(BINS) $(LIBBERTH_SO) $(LIBBERTH_A) tests-build
 .DEFAULT_GOAL := all
 
 # --- tests -------------------------------------------------------------------
@@ -189,7 +186,8 @@ install: all
 	install -m 0755 $(LIBBERTH_SO) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libberth.so.0 $(DESTDIR)$(PREFIX)/lib/libberth.so
 	install -m 0644 client/include/berth/*.h $(DESTDIR)$(PREFIX)/include/berth/
-	install -m 0644 $(BUILD)/berth.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' client/berth.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/berth.pc
 	for u in deploy/systemd/*.service deploy/systemd/*.target deploy/systemd/*.socket; do \
 		[ -e "$$u" ] || continue; \
 		sed 's|@BINDIR@|$(PREFIX)/bin|g' $$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
