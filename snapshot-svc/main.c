@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "bt_config.h"
 #include "bt_daemon.h"
@@ -19,6 +20,18 @@
 #include "snap_driver.h"
 #include "snap_rpc.h"
 #include "snap_store.h"
+
+/* Test seam: BERTH_TEST_SNAP_PAUSE_MS=N pauses N ms at each step of a
+ * creation, commit or removal (see snap_store.h), so that tests which kill
+ * the daemon at random instants often land between two steps. */
+static void pause_at(const char *point, void *arg)
+{
+	int64_t ms = *(int64_t *)arg;
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	(void)point;
+	nanosleep(&ts, NULL);
+}
 
 int main(int argc, char **argv)
 {
@@ -55,6 +68,13 @@ int main(int argc, char **argv)
 	if ((rc = snap_store_open(dir, drv, &store, &e)) < 0)
 		goto out;
 	rpc.store = store;
+	int64_t pause_ms = 0;
+	const char *pause = getenv("BERTH_TEST_SNAP_PAUSE_MS");
+	if (pause && *pause && bt_parse_u64(pause, (uint64_t *)&pause_ms) == 0 && pause_ms > 0) {
+		bt_log_warn("pausing %lld ms at each step of a change (BERTH_TEST_SNAP_PAUSE_MS: tests only)",
+			    (long long)pause_ms);
+		snap_store_set_hook(store, pause_at, &pause_ms);
+	}
 	addr = args.address ? bt_xstrdup(args.address) : bt_config_service_address(cfg, "snapshots");
 	bt_server_opts so = { .daemon = "berth-snapshotd", .endpoint = addr };
 	srv = bt_server_new(&so, &e);
