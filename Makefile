@@ -89,22 +89,30 @@ $(LIBCLI): $(CLI_OBJ)
 
 # --- daemons and CLIs -----------------------------------------------------------
 # A daemon directory holds <prefix>_*.c, main.c and <prefix>_debug.c (its debug CLI).
-define daemon
+# svclib: the directory's logic as a library (unit tests link it);
+# daemon: that library plus main.c.
+define svclib
 $(1)_LIB_SRC := $$(filter-out $(2)/main.c $(2)/%_debug.c,$$(sort $$(wildcard $(2)/*.c)))
 $(1)_LIB_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_LIB_SRC))
 $(LIB)/lib$(1).a: $$($(1)_LIB_OBJ)
 	@mkdir -p $(LIB)
 	rm -f $$@ && ar rcs $$@ $$^
+DAEMON_LIBS += $(LIB)/lib$(1).a
+endef
+
+define daemon
+$(call svclib,$(1),$(2))
 $(BIN)/$(3): $(OBJ)/$(2)/main.o $(LIB)/lib$(1).a $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) -o $$@ $$^ $(ALL_LDFLAGS) $(LIBS)
 DAEMON_BINS += $(BIN)/$(3)
-DAEMON_LIBS += $(LIB)/lib$(1).a
 endef
 
 $(eval $(call daemon,content,content-svc,berth-contentd))
 $(eval $(call daemon,snapshot,snapshot-svc,berth-snapshotd))
 $(eval $(call daemon,gateway,gateway,berth-gatewayd))
+# the image service's parts, until its daemon is wired
+$(if $(wildcard image-svc/main.c),$(eval $(call daemon,image,image-svc,berth-imaged)),$(if $(wildcard image-svc/*.c),$(eval $(call svclib,image,image-svc))))
 
 $(BIN)/berth: $(OBJ)/cli/main.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
 	@mkdir -p $(BIN)

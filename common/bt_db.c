@@ -251,3 +251,42 @@ void bt_db_close(bt_db **dbp)
 	free(db);
 	*dbp = NULL;
 }
+
+int bt_db_labels_load(bt_db *db, bool ro, const char *table, int64_t owner, bt_labels *out, bt_err *e)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *sql = bt_xasprintf("SELECT key, value FROM %s WHERE owner = ?1 ORDER BY key", table);
+	int rc;
+
+	if ((ro ? bt_db_prepare_read(db, sql, &st, e) : bt_db_prepare(db, sql, &st, e)) < 0 ||
+	    bt_db_bind_int64(db, st, 1, owner, e) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		bt_labels_set(out, bt_db_col_text(st, 0), bt_db_col_text(st, 1));
+	if (rc != SQLITE_DONE)
+		return handle_error(sqlite3_db_handle(st), e, "read labels");
+	return 0;
+}
+
+int bt_db_labels_store(bt_db *db, const char *table, int64_t owner, const bt_labels *l, bt_err *e)
+{
+	_cleanup_stmt_ sqlite3_stmt *del = NULL;
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL;
+	_cleanup_free_ char *dsql = bt_xasprintf("DELETE FROM %s WHERE owner = ?1", table);
+	_cleanup_free_ char *isql = bt_xasprintf("INSERT INTO %s (owner, key, value) VALUES (?1, ?2, ?3)", table);
+
+	if (bt_db_prepare(db, dsql, &del, e) < 0 || bt_db_bind_int64(db, del, 1, owner, e) < 0 ||
+	    bt_db_step_done(db, del, e) < 0)
+		return -1;
+	if (!l || l->n == 0)
+		return 0;
+	if (bt_db_prepare(db, isql, &ins, e) < 0)
+		return -1;
+	for (size_t i = 0; i < l->n; i++) {
+		sqlite3_reset(ins);
+		if (bt_db_bind_int64(db, ins, 1, owner, e) < 0 || bt_db_bind_text(db, ins, 2, l->keys[i], e) < 0 ||
+		    bt_db_bind_text(db, ins, 3, l->vals[i], e) < 0 || bt_db_step_done(db, ins, e) < 0)
+			return -1;
+	}
+	return 0;
+}

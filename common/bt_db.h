@@ -12,9 +12,11 @@
 #define BT_DB_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bt_err.h"
+#include "bt_labels.h"
 
 typedef struct bt_db bt_db;
 
@@ -39,6 +41,13 @@ int bt_db_prepare(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
 int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
 /* Fills e from the connection's last error, prefixed with what. */
 int bt_db_error(bt_db *db, bt_err *e, const char *what);
+
+/* Labels kept in a table (owner INTEGER, key TEXT, value TEXT) beside the
+ * records they belong to. load reads owner's labels (ro: on this thread's
+ * read-only connection); store replaces them (writer connection: caller
+ * holds the lock, inside a transaction). */
+int bt_db_labels_load(bt_db *db, bool ro, const char *table, int64_t owner, bt_labels *out, bt_err *e);
+int bt_db_labels_store(bt_db *db, const char *table, int64_t owner, const bt_labels *l, bt_err *e);
 
 void bt_db_stmt_freep(sqlite3_stmt **s);
 #define _cleanup_stmt_ __attribute__((cleanup(bt_db_stmt_freep)))
