@@ -269,6 +269,86 @@ int berth_mount_all(const berth_mount *mounts, size_t n, const char *target, ber
  * never lazily). */
 int berth_unmount(const char *target, berth_error *err);
 
+
+/* --- images -------------------------------------------------------------- */
+typedef struct berth_descriptor {
+	char *media_type;
+	char digest[72];
+	int64_t size;
+	size_t n_annotations;
+	berth_label *annotations;
+} berth_descriptor;
+
+typedef struct berth_image {
+	char *name; /* "docker.io/library/busybox:latest" or any name chosen */
+	size_t n_labels;
+	berth_label *labels;
+	berth_descriptor target; /* a manifest or an index */
+	int64_t created_at;      /* ns since the epoch */
+	int64_t updated_at;
+} berth_image;
+
+void berth_descriptor_clear(berth_descriptor *d);
+void berth_image_clear(berth_image *i);
+void berth_images_free(berth_image *v, size_t n);
+
+int berth_image_get(berth_client *c, const char *ns, const char *name, berth_image *out, berth_error *err);
+/* filters on name, target.digest, target.media_type, labels.KEY; NULL/0 for all. */
+int berth_image_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
+		     berth_image **out, size_t *n_out, berth_error *err);
+/* ALREADY_EXISTS when the name is taken. out may be NULL. */
+int berth_image_create(berth_client *c, const char *ns, const berth_image *img, berth_image *out, berth_error *err);
+/* mask: "labels", "labels.KEY", "target"; none: labels and target. out may be NULL. */
+int berth_image_update(berth_client *c, const char *ns, const berth_image *img, const char *const *mask,
+		       size_t n_mask, berth_image *out, berth_error *err);
+int berth_image_delete(berth_client *c, const char *ns, const char *name, berth_error *err);
+
+/* Where one blob of a transfer stands. */
+typedef struct berth_progress {
+	const char *kind;  /* "index", "manifest", "config", "layer" */
+	const berth_descriptor *desc;
+	const char *state; /* waiting, downloading, exists, unpacking, unpacked, done, uploading, mounted, error */
+	int64_t offset;
+	int64_t total;
+	const char *message;
+} berth_progress;
+/* Called with the entries that changed since the last call (borrowed). */
+typedef void (*berth_progress_fn_t)(void *arg, const berth_progress *items, size_t n);
+
+typedef struct berth_pull_opts {
+	const char *ref;         /* "busybox", "registry:5000/app:v1", "…@sha256:…" */
+	const char *platform;    /* "os/arch[/variant]"; NULL: the host's */
+	const char *snapshotter; /* NULL: the default */
+	bool unpack;
+	bool plain_http;
+	const char *user; /* "user:password" or NULL */
+	const berth_label *labels;
+	size_t n_labels;
+	berth_progress_fn_t progress;
+	void *arg;
+} berth_pull_opts;
+
+/* Pulls into the content store (and unpacks); out (may be NULL) gets the record.
+ * The transfer goes on in the service if the caller stops waiting. */
+int berth_image_pull(berth_client *c, const char *ns, const berth_pull_opts *o, berth_image *out, berth_error *err);
+
+typedef struct berth_push_opts {
+	const char *name;     /* local image */
+	const char *ref;      /* where to; NULL: the image's name */
+	const char *platform; /* NULL: everything stored */
+	bool plain_http;
+	const char *user;
+	berth_progress_fn_t progress;
+	void *arg;
+} berth_push_opts;
+
+int berth_image_push(berth_client *c, const char *ns, const berth_push_opts *o, char digest_out[72],
+		     berth_error *err);
+/* Unpacks a stored image into a snapshotter; chain_out gets the top chain ID. */
+int berth_image_unpack(berth_client *c, const char *ns, const char *name, const char *platform,
+		       const char *snapshotter, berth_progress_fn_t progress, void *arg, char chain_out[72],
+		       berth_error *err);
+
 #ifdef __cplusplus
 }
 #endif
