@@ -1,5 +1,5 @@
 /*
- * test_image_oci — image documents, platforms and chain IDs; and the image
+ * test_bt_oci — image documents, platforms and chain IDs; and the image
  * record store.
  */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "bt_util.h"
-#include "image_oci.h"
+#include "bt_oci.h"
 #include "image_store.h"
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -27,16 +27,16 @@ static void test_manifest(void **state)
 			"\"layers\":[{\"mediaType\":\"" MT_OCI_LAYER_GZIP "\",\"digest\":\"" D2 "\",\"size\":5,"
 			"\"annotations\":{\"a\":\"b\"}},"
 			"{\"mediaType\":\"" MT_DOCKER_LAYER_ZSTD "\",\"digest\":\"" D3 "\",\"size\":7}]}";
-	oci_manifest man;
+	bt_oci_manifest man;
 	bt_err e;
 
-	assert_int_equal(oci_parse_manifest(m, strlen(m), &man, &e), 0);
+	assert_int_equal(bt_oci_parse_manifest(m, strlen(m), &man, &e), 0);
 	assert_string_equal(man.config.digest, D1);
 	assert_int_equal(man.n_layers, 2);
 	assert_int_equal(man.layers[0].size, 5);
 	assert_string_equal(bt_labels_get(&man.layers[0].annotations, "a"), "b");
-	oci_manifest_clear(&man);
-	char *mt = oci_sniff_media_type(m, strlen(m));
+	bt_oci_manifest_clear(&man);
+	char *mt = bt_oci_sniff_media_type(m, strlen(m));
 	assert_string_equal(mt, MT_OCI_MANIFEST);
 	free(mt);
 }
@@ -44,9 +44,9 @@ static void test_manifest(void **state)
 static void test_bad_documents(void **state)
 {
 	(void)state;
-	oci_manifest man;
-	oci_index idx;
-	oci_config cfg;
+	bt_oci_manifest man;
+	bt_oci_index idx;
+	bt_oci_config cfg;
 	bt_err e;
 	static const char *const bad[] = {
 		"",
@@ -61,17 +61,17 @@ static void test_bad_documents(void **state)
 		"{\"schemaVersion\":2,\"schemaVersion\":2}",
 	};
 	for (size_t i = 0; i < BT_ARRAY_LEN(bad); i++) {
-		assert_int_equal(oci_parse_manifest(bad[i], strlen(bad[i]), &man, &e), -1);
+		assert_int_equal(bt_oci_parse_manifest(bad[i], strlen(bad[i]), &man, &e), -1);
 		assert_true(e.code != BT_OK);
 	}
-	assert_int_equal(oci_parse_manifest(bad[2], strlen(bad[2]), &man, &e), -1);
+	assert_int_equal(bt_oci_parse_manifest(bad[2], strlen(bad[2]), &man, &e), -1);
 	assert_int_equal(e.code, BT_UNIMPLEMENTED);
 	assert_non_null(strstr(e.msg, "schema 1"));
-	assert_int_equal(oci_parse_manifest(bad[7], strlen(bad[7]), &man, &e), -1);
+	assert_int_equal(bt_oci_parse_manifest(bad[7], strlen(bad[7]), &man, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown media type"));
-	assert_int_equal(oci_parse_index("{\"schemaVersion\":2,\"manifests\":5}", 33, &idx, &e), -1);
+	assert_int_equal(bt_oci_parse_index("{\"schemaVersion\":2,\"manifests\":5}", 33, &idx, &e), -1);
 	const char *c = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"nope\"]}}";
-	assert_int_equal(oci_parse_config(c, strlen(c), &cfg, &e), -1);
+	assert_int_equal(bt_oci_parse_config(c, strlen(c), &cfg, &e), -1);
 	assert_non_null(strstr(e.msg, "diff_ids[0]"));
 	/* too many layers */
 	bt_buf b = { 0 };
@@ -80,7 +80,7 @@ static void test_bad_documents(void **state)
 	for (int i = 0; i < OCI_MAX_LAYERS + 1; i++)
 		bt_buf_appendf(&b, "%s{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":1}", i ? "," : "", MT_OCI_LAYER, D2);
 	bt_buf_appendf(&b, "]}");
-	assert_int_equal(oci_parse_manifest(b.data, b.len, &man, &e), -1);
+	assert_int_equal(bt_oci_parse_manifest(b.data, b.len, &man, &e), -1);
 	assert_int_equal(e.code, BT_RESOURCE_EXHAUSTED);
 	bt_buf_free(&b);
 }
@@ -90,13 +90,13 @@ static void test_config(void **state)
 	(void)state;
 	const char *c = "{\"architecture\":\"arm64\",\"variant\":\"v8\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"]},"
 			"\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\",\"" D2 "\"]}}";
-	oci_config cfg;
+	bt_oci_config cfg;
 	bt_err e;
 
-	assert_int_equal(oci_parse_config(c, strlen(c), &cfg, &e), 0);
+	assert_int_equal(bt_oci_parse_config(c, strlen(c), &cfg, &e), 0);
 	assert_int_equal(cfg.n_diff_ids, 2);
 	assert_string_equal(cfg.platform.arch, "arm64");
-	oci_config_clear(&cfg);
+	bt_oci_config_clear(&cfg);
 }
 
 static void test_chain_ids(void **state)
@@ -105,7 +105,7 @@ static void test_chain_ids(void **state)
 	char *ids[] = { D1, D2, D3 };
 	char chain[3][BT_DIGEST_STR_LEN], want[BT_DIGEST_STR_LEN];
 
-	oci_chain_ids(ids, 3, chain);
+	bt_oci_chain_ids(ids, 3, chain);
 	assert_string_equal(chain[0], D1);
 	const char *s1 = D1 " " D2;
 	bt_digest_buf(s1, strlen(s1), want);
@@ -118,25 +118,25 @@ static void test_chain_ids(void **state)
 static void test_platforms(void **state)
 {
 	(void)state;
-	oci_platform p, h;
+	bt_oci_platform p, h;
 	bt_err e;
 
-	assert_int_equal(oci_platform_parse("linux/x86_64", &p, &e), 0);
+	assert_int_equal(bt_oci_platform_parse("linux/x86_64", &p, &e), 0);
 	assert_string_equal(p.arch, "amd64");
-	_cleanup_free_ char *s = oci_platform_str(&p);
+	_cleanup_free_ char *s = bt_oci_platform_str(&p);
 	assert_string_equal(s, "linux/amd64");
-	oci_platform_clear(&p);
-	assert_int_equal(oci_platform_parse("linux/armhf", &p, &e), 0);
+	bt_oci_platform_clear(&p);
+	assert_int_equal(bt_oci_platform_parse("linux/armhf", &p, &e), 0);
 	assert_string_equal(p.arch, "arm");
 	assert_string_equal(p.variant, "v7");
-	oci_platform_clear(&p);
-	assert_int_equal(oci_platform_parse("linux", &p, &e), -1);
-	assert_int_equal(oci_platform_parse("a/b/c/d", &p, &e), -1);
-	assert_int_equal(oci_platform_parse("", &p, &e), 0); /* the host's */
-	oci_platform_host(&h);
+	bt_oci_platform_clear(&p);
+	assert_int_equal(bt_oci_platform_parse("linux", &p, &e), -1);
+	assert_int_equal(bt_oci_platform_parse("a/b/c/d", &p, &e), -1);
+	assert_int_equal(bt_oci_platform_parse("", &p, &e), 0); /* the host's */
+	bt_oci_platform_host(&h);
 	assert_string_equal(p.arch, h.arch);
-	oci_platform_clear(&p);
-	oci_platform_clear(&h);
+	bt_oci_platform_clear(&p);
+	bt_oci_platform_clear(&h);
 
 	/* choosing from an index */
 	const char *x = "{\"schemaVersion\":2,\"manifests\":["
@@ -146,23 +146,23 @@ static void test_platforms(void **state)
 			"\"platform\":{\"os\":\"linux\",\"architecture\":\"arm\",\"variant\":\"v6\"}},"
 			"{\"mediaType\":\"" MT_OCI_MANIFEST "\",\"digest\":\"" D3 "\",\"size\":1,"
 			"\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
-	oci_index idx;
-	assert_int_equal(oci_parse_index(x, strlen(x), &idx, &e), 0);
-	assert_int_equal(oci_platform_parse("linux/amd64", &p, &e), 0);
-	assert_int_equal(oci_index_choose(&idx, &p, &e), 2); /* exact beats the 386 fallback */
-	oci_platform_clear(&p);
-	assert_int_equal(oci_platform_parse("linux/arm/v7", &p, &e), 0);
-	assert_int_equal(oci_index_choose(&idx, &p, &e), 1); /* v6 runs on v7 */
-	oci_platform_clear(&p);
-	assert_int_equal(oci_platform_parse("linux/s390x", &p, &e), 0);
-	assert_int_equal(oci_index_choose(&idx, &p, &e), -1);
+	bt_oci_index idx;
+	assert_int_equal(bt_oci_parse_index(x, strlen(x), &idx, &e), 0);
+	assert_int_equal(bt_oci_platform_parse("linux/amd64", &p, &e), 0);
+	assert_int_equal(bt_oci_index_choose(&idx, &p, &e), 2); /* exact beats the 386 fallback */
+	bt_oci_platform_clear(&p);
+	assert_int_equal(bt_oci_platform_parse("linux/arm/v7", &p, &e), 0);
+	assert_int_equal(bt_oci_index_choose(&idx, &p, &e), 1); /* v6 runs on v7 */
+	bt_oci_platform_clear(&p);
+	assert_int_equal(bt_oci_platform_parse("linux/s390x", &p, &e), 0);
+	assert_int_equal(bt_oci_index_choose(&idx, &p, &e), -1);
 	assert_int_equal(e.code, BT_NOT_FOUND);
 	assert_non_null(strstr(e.msg, "linux/amd64"));
-	oci_platform_clear(&p);
-	assert_int_equal(oci_platform_parse("windows/amd64", &p, &e), 0);
-	assert_int_equal(oci_index_choose(&idx, &p, &e), -1);
-	oci_platform_clear(&p);
-	oci_index_clear(&idx);
+	bt_oci_platform_clear(&p);
+	assert_int_equal(bt_oci_platform_parse("windows/amd64", &p, &e), 0);
+	assert_int_equal(bt_oci_index_choose(&idx, &p, &e), -1);
+	bt_oci_platform_clear(&p);
+	bt_oci_index_clear(&idx);
 }
 
 /* --- records ----------------------------------------------------------------------- */

@@ -1,11 +1,11 @@
 /*
- * image_oci — the JSON documents of an image (OCI and Docker schema 2):
+ * bt_oci — the JSON documents of an image (OCI and Docker schema 2):
  * indexes and manifest lists, manifests, configs; media types; platforms
  * and how one is chosen; chain IDs.  Every document is untrusted input:
  * sizes are bounded by the caller, counts and lengths here.
  */
-#ifndef IMAGE_OCI_H
-#define IMAGE_OCI_H
+#ifndef BT_OCI_H
+#define BT_OCI_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,71 +36,71 @@
 #define OCI_MAX_LAYERS 500
 #define OCI_MAX_MANIFESTS 1000
 
-typedef struct oci_platform {
+typedef struct bt_oci_platform {
 	char *os;
 	char *arch;
 	char *variant; /* "" when none */
 	char *os_version;
-} oci_platform;
+} bt_oci_platform;
 
-typedef struct oci_desc {
+typedef struct bt_oci_desc {
 	char *media_type;
 	char digest[BT_DIGEST_STR_LEN];
 	int64_t size;
 	bt_labels annotations;
 	char **urls; /* foreign layers; NULL-terminated or NULL */
 	bool has_platform;
-	oci_platform platform;
-} oci_desc;
+	bt_oci_platform platform;
+} bt_oci_desc;
 
-typedef struct oci_index {
-	oci_desc *manifests;
+typedef struct bt_oci_index {
+	bt_oci_desc *manifests;
 	size_t n;
-} oci_index;
+} bt_oci_index;
 
-typedef struct oci_manifest {
-	oci_desc config;
-	oci_desc *layers;
+typedef struct bt_oci_manifest {
+	bt_oci_desc config;
+	bt_oci_desc *layers;
 	size_t n_layers;
-} oci_manifest;
+} bt_oci_manifest;
 
-typedef struct oci_config {
-	oci_platform platform;
+typedef struct bt_oci_config {
+	bt_oci_platform platform;
 	char **diff_ids; /* n_diff_ids "sha256:…" */
 	size_t n_diff_ids;
-} oci_config;
+} bt_oci_config;
 
-bool oci_is_index(const char *mt);
-bool oci_is_manifest(const char *mt);
-bool oci_is_config(const char *mt);
-bool oci_is_layer(const char *mt);
+bool bt_oci_is_index(const char *mt);
+bool bt_oci_is_manifest(const char *mt);
+bool bt_oci_is_config(const char *mt);
+bool bt_oci_is_layer(const char *mt);
 
-void oci_platform_clear(oci_platform *p);
-void oci_desc_clear(oci_desc *d);
-void oci_desc_copy(oci_desc *dst, const oci_desc *src);
-void oci_index_clear(oci_index *x);
-void oci_manifest_clear(oci_manifest *m);
-void oci_config_clear(oci_config *c);
+void bt_oci_platform_clear(bt_oci_platform *p);
+void bt_oci_desc_clear(bt_oci_desc *d);
+void bt_oci_desc_copy(bt_oci_desc *dst, const bt_oci_desc *src);
+void bt_oci_index_clear(bt_oci_index *x);
+void bt_oci_manifest_clear(bt_oci_manifest *m);
+void bt_oci_config_clear(bt_oci_config *c);
 
-int oci_parse_index(const char *json, size_t len, oci_index *out, bt_err *e);
-int oci_parse_manifest(const char *json, size_t len, oci_manifest *out, bt_err *e);
-int oci_parse_config(const char *json, size_t len, oci_config *out, bt_err *e);
+int bt_oci_parse_index(const char *json, size_t len, bt_oci_index *out, bt_err *e);
+int bt_oci_parse_manifest(const char *json, size_t len, bt_oci_manifest *out, bt_err *e);
+int bt_oci_parse_config(const char *json, size_t len, bt_oci_config *out, bt_err *e);
 /* The media type a document declares (mediaType), or NULL (caller frees). */
-char *oci_sniff_media_type(const char *json, size_t len);
+char *bt_oci_sniff_media_type(const char *json, size_t len);
 
 /* "os/arch[/variant]" (normalized: x86_64 → amd64, aarch64 → arm64, …); an
  * empty string is the host's platform. */
-int oci_platform_parse(const char *s, oci_platform *out, bt_err *e);
-void oci_platform_host(oci_platform *out);
+int bt_oci_platform_parse(const char *s, bt_oci_platform *out, bt_err *e);
+void bt_oci_platform_host(bt_oci_platform *out);
 /* "linux/amd64", "linux/arm/v7" (caller frees). */
-char *oci_platform_str(const oci_platform *p);
+char *bt_oci_platform_str(const bt_oci_platform *p);
 /* How well have fits want: 0 no, higher better (exact beats a fallback
  * such as 386 on amd64). */
-int oci_platform_score(const oci_platform *want, const oci_platform *have);
+int bt_oci_platform_score(const bt_oci_platform *want, const bt_oci_platform *have);
 /* The index entry to use for want, or -1 with NOT_FOUND listing what there is. */
-int oci_index_choose(const oci_index *x, const oci_platform *want, bt_err *e);
+int bt_oci_index_choose(const bt_oci_index *x, const bt_oci_platform *want, bt_err *e);
 
 /* chain[i] = diff_ids[0] for i = 0, else sha256(chain[i-1] + " " + diff_ids[i]). */
-void oci_chain_ids(char *const *diff_ids, size_t n, char (*chain)[BT_DIGEST_STR_LEN]);
+void bt_oci_chain_ids(char *const *diff_ids, size_t n, char (*chain)[BT_DIGEST_STR_LEN]);
 
 #endif

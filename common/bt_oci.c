@@ -1,9 +1,9 @@
 /*
- * image_oci — parsing of indexes, manifests and configs with jansson,
+ * bt_oci — parsing of indexes, manifests and configs with jansson,
  * platforms and their matching, chain IDs.
  */
 #define _GNU_SOURCE
-#include "image_oci.h"
+#include "bt_oci.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -13,22 +13,22 @@
 
 #define MAX_STR 4096
 
-bool oci_is_index(const char *mt)
+bool bt_oci_is_index(const char *mt)
 {
 	return mt && (!strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST));
 }
 
-bool oci_is_manifest(const char *mt)
+bool bt_oci_is_manifest(const char *mt)
 {
 	return mt && (!strcmp(mt, MT_OCI_MANIFEST) || !strcmp(mt, MT_DOCKER_MANIFEST));
 }
 
-bool oci_is_config(const char *mt)
+bool bt_oci_is_config(const char *mt)
 {
 	return mt && (!strcmp(mt, MT_OCI_CONFIG) || !strcmp(mt, MT_DOCKER_CONFIG));
 }
 
-bool oci_is_layer(const char *mt)
+bool bt_oci_is_layer(const char *mt)
 {
 	static const char *const layers[] = {
 		MT_OCI_LAYER,
@@ -48,7 +48,7 @@ bool oci_is_layer(const char *mt)
 	return false;
 }
 
-void oci_platform_clear(oci_platform *p)
+void bt_oci_platform_clear(bt_oci_platform *p)
 {
 	free(p->os);
 	free(p->arch);
@@ -57,16 +57,16 @@ void oci_platform_clear(oci_platform *p)
 	memset(p, 0, sizeof(*p));
 }
 
-void oci_desc_clear(oci_desc *d)
+void bt_oci_desc_clear(bt_oci_desc *d)
 {
 	free(d->media_type);
 	bt_labels_clear(&d->annotations);
 	bt_strv_free(d->urls);
-	oci_platform_clear(&d->platform);
+	bt_oci_platform_clear(&d->platform);
 	memset(d, 0, sizeof(*d));
 }
 
-static void platform_copy(oci_platform *dst, const oci_platform *src)
+static void platform_copy(bt_oci_platform *dst, const bt_oci_platform *src)
 {
 	dst->os = bt_xstrdup(src->os);
 	dst->arch = bt_xstrdup(src->arch);
@@ -74,9 +74,9 @@ static void platform_copy(oci_platform *dst, const oci_platform *src)
 	dst->os_version = bt_xstrdup(src->os_version);
 }
 
-void oci_desc_copy(oci_desc *dst, const oci_desc *src)
+void bt_oci_desc_copy(bt_oci_desc *dst, const bt_oci_desc *src)
 {
-	oci_desc_clear(dst);
+	bt_oci_desc_clear(dst);
 	dst->media_type = bt_xstrdup(src->media_type);
 	memcpy(dst->digest, src->digest, sizeof(dst->digest));
 	dst->size = src->size;
@@ -88,26 +88,26 @@ void oci_desc_copy(oci_desc *dst, const oci_desc *src)
 		platform_copy(&dst->platform, &src->platform);
 }
 
-void oci_index_clear(oci_index *x)
+void bt_oci_index_clear(bt_oci_index *x)
 {
 	for (size_t i = 0; i < x->n; i++)
-		oci_desc_clear(&x->manifests[i]);
+		bt_oci_desc_clear(&x->manifests[i]);
 	free(x->manifests);
 	memset(x, 0, sizeof(*x));
 }
 
-void oci_manifest_clear(oci_manifest *m)
+void bt_oci_manifest_clear(bt_oci_manifest *m)
 {
-	oci_desc_clear(&m->config);
+	bt_oci_desc_clear(&m->config);
 	for (size_t i = 0; i < m->n_layers; i++)
-		oci_desc_clear(&m->layers[i]);
+		bt_oci_desc_clear(&m->layers[i]);
 	free(m->layers);
 	memset(m, 0, sizeof(*m));
 }
 
-void oci_config_clear(oci_config *c)
+void bt_oci_config_clear(bt_oci_config *c)
 {
-	oci_platform_clear(&c->platform);
+	bt_oci_platform_clear(&c->platform);
 	for (size_t i = 0; i < c->n_diff_ids; i++)
 		free(c->diff_ids[i]);
 	free(c->diff_ids);
@@ -147,7 +147,7 @@ static const char *str_member(json_t *o, const char *key, const char *dflt, cons
 	return json_string_value(v);
 }
 
-static int parse_platform(json_t *o, oci_platform *p, const char *what, bt_err *e)
+static int parse_platform(json_t *o, bt_oci_platform *p, const char *what, bt_err *e)
 {
 	const char *os = str_member(o, "os", "", what, e);
 	const char *arch = os ? str_member(o, "architecture", "", what, e) : NULL;
@@ -163,7 +163,7 @@ static int parse_platform(json_t *o, oci_platform *p, const char *what, bt_err *
 	return 0;
 }
 
-static int parse_desc(json_t *o, oci_desc *d, const char *what, bt_err *e)
+static int parse_desc(json_t *o, bt_oci_desc *d, const char *what, bt_err *e)
 {
 	const char *mt, *dg;
 	json_t *size, *ann, *urls, *plat;
@@ -237,7 +237,7 @@ static int check_schema(json_t *j, const char *what, bt_err *e)
 	return 0;
 }
 
-char *oci_sniff_media_type(const char *json, size_t len)
+char *bt_oci_sniff_media_type(const char *json, size_t len)
 {
 	json_t *j = json_loadb(json, len, 0, NULL);
 	char *mt = NULL;
@@ -255,7 +255,7 @@ char *oci_sniff_media_type(const char *json, size_t len)
 	return mt;
 }
 
-int oci_parse_index(const char *json, size_t len, oci_index *out, bt_err *e)
+int bt_oci_parse_index(const char *json, size_t len, bt_oci_index *out, bt_err *e)
 {
 	json_t *j = load(json, len, "index", e);
 	json_t *arr, *v;
@@ -277,7 +277,7 @@ int oci_parse_index(const char *json, size_t len, oci_index *out, bt_err *e)
 			   OCI_MAX_MANIFESTS);
 		goto out;
 	}
-	out->manifests = bt_xcalloc(json_array_size(arr) + 1, sizeof(oci_desc));
+	out->manifests = bt_xcalloc(json_array_size(arr) + 1, sizeof(bt_oci_desc));
 	json_array_foreach(arr, i, v)
 	{
 		if (parse_desc(v, &out->manifests[out->n++], "index", e) < 0)
@@ -287,11 +287,11 @@ int oci_parse_index(const char *json, size_t len, oci_index *out, bt_err *e)
 out:
 	json_decref(j);
 	if (rc < 0)
-		oci_index_clear(out);
+		bt_oci_index_clear(out);
 	return rc;
 }
 
-int oci_parse_manifest(const char *json, size_t len, oci_manifest *out, bt_err *e)
+int bt_oci_parse_manifest(const char *json, size_t len, bt_oci_manifest *out, bt_err *e)
 {
 	json_t *j = load(json, len, "manifest", e);
 	json_t *cfg, *arr, *v;
@@ -320,12 +320,12 @@ int oci_parse_manifest(const char *json, size_t len, oci_manifest *out, bt_err *
 			   OCI_MAX_LAYERS);
 		goto out;
 	}
-	out->layers = bt_xcalloc(json_array_size(arr) + 1, sizeof(oci_desc));
+	out->layers = bt_xcalloc(json_array_size(arr) + 1, sizeof(bt_oci_desc));
 	json_array_foreach(arr, i, v)
 	{
 		if (parse_desc(v, &out->layers[out->n_layers++], "manifest layer", e) < 0)
 			goto out;
-		if (!oci_is_layer(out->layers[i].media_type)) {
+		if (!bt_oci_is_layer(out->layers[i].media_type)) {
 			bt_err_set(e, BT_UNIMPLEMENTED, "manifest: layer %s: unknown media type %s", out->layers[i].digest,
 				   out->layers[i].media_type);
 			goto out;
@@ -335,11 +335,11 @@ int oci_parse_manifest(const char *json, size_t len, oci_manifest *out, bt_err *
 out:
 	json_decref(j);
 	if (rc < 0)
-		oci_manifest_clear(out);
+		bt_oci_manifest_clear(out);
 	return rc;
 }
 
-int oci_parse_config(const char *json, size_t len, oci_config *out, bt_err *e)
+int bt_oci_parse_config(const char *json, size_t len, bt_oci_config *out, bt_err *e)
 {
 	json_t *j = load(json, len, "config", e);
 	json_t *rootfs, *ids, *v;
@@ -378,7 +378,7 @@ int oci_parse_config(const char *json, size_t len, oci_config *out, bt_err *e)
 out:
 	json_decref(j);
 	if (rc < 0)
-		oci_config_clear(out);
+		bt_oci_config_clear(out);
 	return rc;
 }
 
@@ -403,7 +403,7 @@ static const char *norm_arch(const char *a, const char **variant)
 	return a;
 }
 
-int oci_platform_parse(const char *s, oci_platform *out, bt_err *e)
+int bt_oci_platform_parse(const char *s, bt_oci_platform *out, bt_err *e)
 {
 	_cleanup_free_ char *copy = NULL;
 	char *parts[4] = { 0 };
@@ -411,7 +411,7 @@ int oci_platform_parse(const char *s, oci_platform *out, bt_err *e)
 
 	memset(out, 0, sizeof(*out));
 	if (!s || !*s) {
-		oci_platform_host(out);
+		bt_oci_platform_host(out);
 		return 0;
 	}
 	if (strlen(s) > 128)
@@ -433,7 +433,7 @@ int oci_platform_parse(const char *s, oci_platform *out, bt_err *e)
 	return 0;
 }
 
-void oci_platform_host(oci_platform *out)
+void bt_oci_platform_host(bt_oci_platform *out)
 {
 	struct utsname u;
 	const char *variant = "";
@@ -449,7 +449,7 @@ void oci_platform_host(oci_platform *out)
 	out->os_version = bt_xstrdup("");
 }
 
-char *oci_platform_str(const oci_platform *p)
+char *bt_oci_platform_str(const bt_oci_platform *p)
 {
 	if (p->variant && *p->variant)
 		return bt_xasprintf("%s/%s/%s", p->os, p->arch, p->variant);
@@ -457,14 +457,14 @@ char *oci_platform_str(const oci_platform *p)
 }
 
 /* arm64's default variant is v8; an empty one matches it. */
-static const char *effective_variant(const oci_platform *p)
+static const char *effective_variant(const bt_oci_platform *p)
 {
 	if (!strcmp(p->arch, "arm64") && (!p->variant || !*p->variant))
 		return "v8";
 	return p->variant ? p->variant : "";
 }
 
-int oci_platform_score(const oci_platform *want, const oci_platform *have)
+int bt_oci_platform_score(const bt_oci_platform *want, const bt_oci_platform *have)
 {
 	const char *wv = effective_variant(want), *hv;
 	const char *harch;
@@ -489,16 +489,16 @@ int oci_platform_score(const oci_platform *want, const oci_platform *have)
 	return 0;
 }
 
-int oci_index_choose(const oci_index *x, const oci_platform *want, bt_err *e)
+int bt_oci_index_choose(const bt_oci_index *x, const bt_oci_platform *want, bt_err *e)
 {
 	int best = -1, best_score = 0;
 	bt_buf have = { 0 };
 
 	for (size_t i = 0; i < x->n; i++) {
-		const oci_desc *d = &x->manifests[i];
-		if (!oci_is_manifest(d->media_type) && !oci_is_index(d->media_type))
+		const bt_oci_desc *d = &x->manifests[i];
+		if (!bt_oci_is_manifest(d->media_type) && !bt_oci_is_index(d->media_type))
 			continue;
-		int score = d->has_platform ? oci_platform_score(want, &d->platform) : 1;
+		int score = d->has_platform ? bt_oci_platform_score(want, &d->platform) : 1;
 		if (score > best_score) {
 			best = (int)i;
 			best_score = score;
@@ -509,17 +509,17 @@ int oci_index_choose(const oci_index *x, const oci_platform *want, bt_err *e)
 	for (size_t i = 0; i < x->n; i++) {
 		if (!x->manifests[i].has_platform)
 			continue;
-		_cleanup_free_ char *p = oci_platform_str(&x->manifests[i].platform);
+		_cleanup_free_ char *p = bt_oci_platform_str(&x->manifests[i].platform);
 		bt_buf_appendf(&have, "%s%s", have.len ? ", " : "", p);
 	}
-	_cleanup_free_ char *w = oci_platform_str(want);
+	_cleanup_free_ char *w = bt_oci_platform_str(want);
 	bt_err_set(e, BT_NOT_FOUND, "no manifest for platform %s (the image has: %s)", w,
 		   have.len ? have.data : "none");
 	bt_buf_free(&have);
 	return -1;
 }
 
-void oci_chain_ids(char *const *diff_ids, size_t n, char (*chain)[BT_DIGEST_STR_LEN])
+void bt_oci_chain_ids(char *const *diff_ids, size_t n, char (*chain)[BT_DIGEST_STR_LEN])
 {
 	for (size_t i = 0; i < n; i++) {
 		if (i == 0) {
