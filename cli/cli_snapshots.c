@@ -608,31 +608,33 @@ static const cli_cmd cmds[] = {
 int cli_snapshots(cli_ctx *ctx, int argc, char **argv)
 {
 	snap_cli sc = { .base = *ctx, .snapshotter = getenv("BERTH_SNAPSHOTTER") };
+	/* `berth snapshots VERB`, but `berth-snapshot VERB` */
+	const char *group = strcmp(ctx->prog, "berth") == 0 ? "snapshots" : "";
 	int i = 1, rc;
 
 	/* the group's own options, before the verb */
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("Usage: %s snapshots [--snapshotter NAME] COMMAND [OPTIONS]\n"
+			printf("Usage: %s%s%s [--snapshotter NAME] COMMAND [OPTIONS]\n"
 			       "  -s, --snapshotter NAME  the snapshotter to use (env BERTH_SNAPSHOTTER; default: the\n"
 			       "                          gateway's default, or the one at --address)\n\n",
-			       ctx->prog);
-			cli_group_help(stdout, ctx->prog, "snapshots", cmds);
+			       ctx->prog, *group ? " " : "", group);
+			cli_group_help(stdout, ctx->prog, group, cmds);
 			return 0;
 		}
 		if (strcmp(argv[i], "--snapshotter") == 0 || strcmp(argv[i], "-s") == 0) {
 			if (i + 1 >= argc)
-				return cli_usage_error(ctx, "snapshots", "option %s needs a value", argv[i]);
+				return cli_usage_error(ctx, group, "option %s needs a value", argv[i]);
 			sc.snapshotter = argv[i + 1];
 			i += 2;
 		} else if (bt_startswith(argv[i], "--snapshotter=")) {
 			sc.snapshotter = argv[i] + strlen("--snapshotter=");
 			i++;
 		} else {
-			return cli_usage_error(ctx, "snapshots", "unknown option %s", argv[i]);
+			return cli_usage_error(ctx, group, "unknown option %s", argv[i]);
 		}
 	}
-	rc = cli_dispatch(&sc.base, cmds, "snapshots", argc - i, argv + i);
+	rc = cli_dispatch(&sc.base, cmds, group, argc - i, argv + i);
 	/* the connection, if one was made, is closed by the caller */
 	ctx->client = sc.base.client;
 	return rc;

@@ -41,11 +41,12 @@ int main(int argc, char **argv)
 		case 's':
 			snapshotter = optarg;
 			break;
-		case 'h':
-			printf("Usage: berth-snapshot [-a ENDPOINT] [-n NAMESPACE] [--snapshotter NAME] COMMAND ...\n"
-			       "Talks to berth-snapshotd directly (default: the configured snapshots socket).\n\n");
-			char *help[] = { (char *)"snapshots", (char *)"--help", NULL };
+		case 'h': {
+			printf("berth-snapshot talks to one berth-snapshotd directly (default: the configured\n"
+			       "snapshots socket); -a ENDPOINT names another, -n NAMESPACE the namespace.\n");
+			char *help[] = { (char *)"berth-snapshot", (char *)"--help", NULL };
 			return cli_snapshots(&ctx, 2, help);
+		}
 		default:
 			fprintf(stderr, "berth-snapshot: unknown option %s\n", argv[optind - 1]);
 			return CLI_EXIT_USAGE;
