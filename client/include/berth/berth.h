@@ -344,6 +344,19 @@ typedef struct berth_push_opts {
 
 int berth_image_push(berth_client *c, const char *ns, const berth_push_opts *o, char digest_out[72],
 		     berth_error *err);
+typedef struct berth_export_opts {
+	const char *const *names; /* images to export */
+	size_t n_names;
+	const char *platform;     /* the platform whose blobs go in (NULL: the host's) … */
+	bool all_platforms;       /* … or every platform of an index (all must be stored) */
+	berth_sink_fn sink;       /* receives the archive, in order */
+	void *arg;
+} berth_export_opts;
+
+/* Writes an OCI layout archive (with Docker's manifest.json) of images,
+ * streaming blobs from the content store. */
+int berth_image_export(berth_client *c, const char *ns, const berth_export_opts *o, berth_error *err);
+
 /* Unpacks a stored image into a snapshotter; chain_out gets the top chain ID. */
 int berth_image_unpack(berth_client *c, const char *ns, const char *name, const char *platform,
 		       const char *snapshotter, berth_progress_fn_t progress, void *arg, char chain_out[72],
