@@ -10,6 +10,7 @@
 
 #include "berth/content/v1/content.pb-c.h"
 #include "berth_internal.h"
+#include "bt_digest.h"
 #include "bt_pbmap.h"
 #include "bt_pbwire.h"
 #include "bt_rpc.h"
@@ -648,4 +649,110 @@ int berth_content_abort(berth_client *c, const char *ns, const char *ref, berth_
 	if (bt_conn_call(c->conn, &cs, &req.base, NULL, NULL, &e) < 0)
 		return berth_fail(err, &e);
 	return 0;
+}
+
+/* --- pull-style reader ----------------------------------------------------------- */
+
+struct berth_reader {
+	berth_client *c;
+	char *ns;
+	char digest[72];
+	int64_t offset;   /* next byte the caller gets */
+	bt_stream *s;
+	zmq_msg_t frame;  /* the chunk being handed out */
+	const uint8_t *p; /* its unread part */
+	size_t left;
+	bool eof;
+	bool contacted;
+	int64_t last_progress;
+};
+
+berth_reader *berth_content_reader(berth_client *c, const char *ns, const char *digest, int64_t offset,
+				   berth_error *err)
+{
+	berth_reader *r;
+	bt_err e;
+
+	if (bt_digest_validate(digest, NULL, &e) < 0) {
+		berth_fail(err, &e);
+		return NULL;
+	}
+	r = bt_xzalloc(sizeof(*r));
+	r->c = c;
+	r->ns = bt_xstrdup(berth_ns(c, ns));
+	snprintf(r->digest, sizeof(r->digest), "%s", digest);
+	r->offset = offset;
+	r->last_progress = bt_mono_ms();
+	zmq_msg_init(&r->frame);
+	return r;
+}
+
+static int reader_open(berth_reader *r, bt_err *e)
+{
+	Berth__Content__V1__ReadRequest req = BERTH__CONTENT__V1__READ_REQUEST__INIT;
+	bt_callspec cs = berth_spec(r->c, "content", "Read", r->ns);
+
+	req.digest = r->digest;
+	req.offset = r->offset;
+	cs.timeout_ms = -1;
+	r->s = bt_conn_stream(r->c->conn, &cs, &req.base, &berth__content__v1__read_response__descriptor, e);
+	return r->s ? 0 : -1;
+}
+
+int64_t berth_reader_read(berth_reader *r, void *buf, size_t len, berth_error *err)
+{
+	bt_err e;
+
+	for (int attempt = 0;;) {
+		if (r->left > 0) {
+			size_t n = BT_MIN(len, r->left);
+			memcpy(buf, r->p, n);
+			r->p += n;
+			r->left -= n;
+			r->offset += (int64_t)n;
+			return (int64_t)n;
+		}
+		if (r->eof)
+			return 0;
+		if (!r->s && reader_open(r, &e) < 0)
+			goto fail;
+		zmq_msg_close(&r->frame);
+		int rc = bt_stream_next_raw(r->s, &r->frame, &e);
+		if (rc == 0) {
+			r->eof = true;
+			bt_stream_free(&r->s);
+			return 0;
+		}
+		if (rc < 0)
+			goto fail;
+		int64_t at;
+		if (parse_chunk(&r->frame, &at, &r->p, &r->left) < 0 || at != r->offset) {
+			bt_err_set(&e, BT_DATA_LOSS, "read %s: malformed or misplaced chunk", r->digest);
+			return berth_fail(err, &e);
+		}
+		r->contacted = true;
+		r->last_progress = bt_mono_ms();
+		continue;
+fail:
+		bt_stream_free(&r->s);
+		if (e.code == BT_OUT_OF_RANGE && r->contacted) {
+			r->eof = true;
+			return 0;
+		}
+		if (!e.transport || !r->contacted || bt_mono_ms() - r->last_progress > DEFAULT_RETRY_MS)
+			return berth_fail(err, &e);
+		backoff_sleep(attempt++);
+	}
+}
+
+void berth_reader_free(berth_reader **rp)
+{
+	berth_reader *r = *rp;
+	if (!r)
+		return;
+	bt_stream_free(&r->s);
+	zmq_msg_close(&r->frame);
+	free(r->ns);
+	free(r);
+	*rp = NULL;
 }

@@ -153,6 +153,16 @@ typedef int (*berth_sink_fn)(void *arg, const void *data, size_t len);
 int berth_content_read(berth_client *c, const char *ns, const char *digest, int64_t offset, int64_t size,
 		       berth_sink_fn sink, void *arg, berth_error *err);
 
+/* A blob read as a stream the caller pulls from (rather than a sink it is
+ * pushed into): for consumers such as decompressors and tar readers. It
+ * resumes by itself when the path to the service drops. */
+typedef struct berth_reader berth_reader;
+berth_reader *berth_content_reader(berth_client *c, const char *ns, const char *digest, int64_t offset,
+				   berth_error *err);
+/* Fills buf with up to len bytes; returns the count, 0 at the end, -1 on error. */
+int64_t berth_reader_read(berth_reader *r, void *buf, size_t len, berth_error *err);
+void berth_reader_free(berth_reader **r);
+
 /* Supplies ingest data: fills buf with up to len bytes, returns the count, 0 at the end, -1 on error. */
 typedef int64_t (*berth_source_fn)(void *arg, void *buf, size_t len);
 /* Optional: positions the source at offset (to resume); return -1 if it cannot
