@@ -320,3 +320,29 @@ int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out)
 		return -1;
 	return 0;
 }
+
+int cli_no_opts(void *arg, int idx, const char *val)
+{
+	(void)arg;
+	(void)idx;
+	(void)val;
+	return 0;
+}
+
+void cli_print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (s) {
+		printf("%s\n", s);
+		free(s);
+	}
+	json_decref(j);
+}
+
+json_t *cli_labels_json(const berth_label *l, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, l[i].key, json_string(l[i].value));
+	return o;
+}

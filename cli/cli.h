@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "berth/berth.h"
 
 #define CLI_EXIT_FAIL 1
@@ -75,6 +77,13 @@ const char *cli_age(int64_t ns, char *buf, size_t len);       /* "3 minutes" */
 char *cli_labels_str(const berth_label *l, size_t n);
 /* Parses "KEY=VALUE"; value may be empty. Returns -1 when there is no '='. */
 int cli_parse_label(const char *s, berth_label *out);
+
+/* An option handler for commands without options. */
+int cli_no_opts(void *arg, int idx, const char *val);
+/* Prints j indented with sorted keys, and releases it. */
+void cli_print_json(json_t *j);
+/* Labels as a JSON object (new reference). */
+json_t *cli_labels_json(const berth_label *l, size_t n);
 
 /* --format: "table" (default) or "json". */
 typedef enum { CLI_FMT_TABLE, CLI_FMT_JSON } cli_format;

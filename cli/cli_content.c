@@ -12,14 +12,6 @@
 #include "bt_util.h"
 #include "cli.h"
 
-static json_t *labels_json(const berth_label *l, size_t n)
-{
-	json_t *o = json_object();
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(o, l[i].key, json_string(l[i].value));
-	return o;
-}
-
 static json_t *info_json(const berth_content_info *i)
 {
 	char created[48], updated[48];
@@ -29,18 +21,8 @@ static json_t *info_json(const berth_content_info *i)
 	json_object_set_new(o, "size", json_integer(i->size));
 	json_object_set_new(o, "created_at", json_string(bt_time_fmt(i->created_at, created, sizeof(created))));
 	json_object_set_new(o, "updated_at", json_string(bt_time_fmt(i->updated_at, updated, sizeof(updated))));
-	json_object_set_new(o, "labels", labels_json(i->labels, i->n_labels));
+	json_object_set_new(o, "labels", cli_labels_json(i->labels, i->n_labels));
 	return o;
-}
-
-static void print_json(json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (s) {
-		printf("%s\n", s);
-		free(s);
-	}
-	json_decref(j);
 }
 
 /* --- ls ------------------------------------------------------------------------ */
@@ -87,7 +69,7 @@ static int content_ls(cli_ctx *ctx, int argc, char **argv)
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(arr, info_json(&v[i]));
-		print_json(arr);
+		cli_print_json(arr);
 	} else {
 		static const char *const hdr[] = { "DIGEST", "SIZE", "AGE", "LABELS" };
 		cli_table *t = cli_table_new(4, hdr);
@@ -107,20 +89,12 @@ static int content_ls(cli_ctx *ctx, int argc, char **argv)
 
 /* --- info ---------------------------------------------------------------------- */
 
-static int no_opts(void *arg, int idx, const char *val)
-{
-	(void)arg;
-	(void)idx;
-	(void)val;
-	return 0;
-}
-
 static int content_info(cli_ctx *ctx, int argc, char **argv)
 {
 	berth_content_info info;
 	berth_error err;
 	int first = cli_parse(ctx, "content info", "DIGEST", "Print a blob's record as JSON.", NULL, argc, argv,
-			      no_opts, NULL);
+			      cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first != 1)
@@ -130,7 +104,7 @@ static int content_info(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	if (berth_content_get_info(c, NULL, argv[first], &info, &err) < 0)
 		return cli_fail(ctx, &err);
-	print_json(info_json(&info));
+	cli_print_json(info_json(&info));
 	berth_content_info_clear(&info);
 	return 0;
 }
@@ -147,7 +121,7 @@ static int content_get(cli_ctx *ctx, int argc, char **argv)
 {
 	berth_error err;
 	int first = cli_parse(ctx, "content get", "DIGEST", "Write a blob's bytes to standard output.", NULL, argc,
-			      argv, no_opts, NULL);
+			      argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first != 1)
@@ -289,7 +263,7 @@ static int content_rm(cli_ctx *ctx, int argc, char **argv)
 	berth_error err;
 	int rc = 0;
 	int first = cli_parse(ctx, "content rm", "DIGEST...", "Remove blobs from the namespace.", NULL, argc, argv,
-			      no_opts, NULL);
+			      cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
@@ -337,7 +311,7 @@ static int content_active(cli_ctx *ctx, int argc, char **argv)
 			json_object_set_new(o, "updated_at", json_string(bt_time_fmt(v[i].updated_at, t2, sizeof(t2))));
 			json_array_append_new(arr, o);
 		}
-		print_json(arr);
+		cli_print_json(arr);
 	} else {
 		static const char *const hdr[] = { "REF", "SIZE", "AGE" };
 		cli_table *t = cli_table_new(3, hdr);
@@ -370,7 +344,7 @@ static int content_label(cli_ctx *ctx, int argc, char **argv)
 	char *shown = NULL;
 	int rc = 0;
 	int first = cli_parse(ctx, "content label", "DIGEST [KEY=VALUE...]",
-			      "Set labels on a blob; KEY= with no value removes KEY.", NULL, argc, argv, no_opts, NULL);
+			      "Set labels on a blob; KEY= with no value removes KEY.", NULL, argc, argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
@@ -434,7 +408,7 @@ static int content_abort(cli_ctx *ctx, int argc, char **argv)
 	berth_error err;
 	int rc = 0;
 	int first = cli_parse(ctx, "content abort", "REF...", "Abandon ingests in progress and drop their bytes.",
-			      NULL, argc, argv, no_opts, NULL);
+			      NULL, argc, argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)

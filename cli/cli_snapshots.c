@@ -27,24 +27,6 @@ static const char *sn(cli_ctx *ctx)
 	return ((snap_cli *)ctx)->snapshotter;
 }
 
-static int no_opts(void *arg, int idx, const char *val)
-{
-	(void)arg;
-	(void)idx;
-	(void)val;
-	return 0;
-}
-
-static void print_json(json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (s) {
-		printf("%s\n", s);
-		free(s);
-	}
-	json_decref(j);
-}
-
 static const char *kind_title(int kind)
 {
 	switch (kind) {
@@ -63,10 +45,8 @@ static json_t *info_json(const berth_snapshot_info *i)
 {
 	char created[48], updated[48];
 	json_t *o = json_object();
-	json_t *l = json_object();
+	json_t *l = cli_labels_json(i->labels, i->n_labels);
 
-	for (size_t k = 0; k < i->n_labels; k++)
-		json_object_set_new(l, i->labels[k].key, json_string(i->labels[k].value));
 	json_object_set_new(o, "name", json_string(i->name));
 	json_object_set_new(o, "parent", json_string(i->parent));
 	json_object_set_new(o, "kind", json_string(berth_snapshot_kind_name(i->kind)));
@@ -233,7 +213,7 @@ static int create(cli_ctx *ctx, bool view, int argc, char **argv)
 	if (a.target)
 		print_mounts(a.target, m, n);
 	if (a.mounts)
-		print_json(mounts_json(m, n));
+		cli_print_json(mounts_json(m, n));
 	berth_mounts_free(m, n);
 out:
 	label_set_free(&a.labels);
@@ -259,7 +239,7 @@ static int snap_mounts(cli_ctx *ctx, int argc, char **argv)
 	berth_error err;
 	int first = cli_parse(ctx, "snapshots mounts", "TARGET KEY",
 			      "Print the mount commands that show snapshot KEY at TARGET (eval them as root).", NULL, argc,
-			      argv, no_opts, NULL);
+			      argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first != 2)
@@ -322,7 +302,7 @@ static int snap_rm(cli_ctx *ctx, int argc, char **argv)
 	berth_error err;
 	int rc = 0;
 	int first = cli_parse(ctx, "snapshots rm", "KEY...", "Remove snapshots (children before their parents).", NULL,
-			      argc, argv, no_opts, NULL);
+			      argc, argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
@@ -381,7 +361,7 @@ static int snap_ls(cli_ctx *ctx, int argc, char **argv)
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(arr, info_json(&v[i]));
-		print_json(arr);
+		cli_print_json(arr);
 	} else {
 		static const char *const hdr[] = { "KEY", "PARENT", "KIND" };
 		cli_table *t = cli_table_new(3, hdr);
@@ -403,7 +383,7 @@ static int snap_info(cli_ctx *ctx, int argc, char **argv)
 	berth_snapshot_info info;
 	berth_error err;
 	int first = cli_parse(ctx, "snapshots info", "KEY", "Print a snapshot's record as JSON.", NULL, argc, argv,
-			      no_opts, NULL);
+			      cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first != 1)
@@ -413,7 +393,7 @@ static int snap_info(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	if (berth_snapshot_stat(c, NULL, sn(ctx), argv[first], &info, &err) < 0)
 		return cli_fail(ctx, &err);
-	print_json(info_json(&info));
+	cli_print_json(info_json(&info));
 	berth_snapshot_info_clear(&info);
 	return 0;
 }
@@ -494,7 +474,7 @@ static int snap_tree(cli_ctx *ctx, int argc, char **argv)
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "snapshots tree", "", "Print the snapshots as a tree of parents and children.", NULL,
-			      argc, argv, no_opts, NULL);
+			      argc, argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc != first)
@@ -522,7 +502,7 @@ static int snap_label(cli_ctx *ctx, int argc, char **argv)
 	int rc = 0;
 	int first = cli_parse(ctx, "snapshots label", "KEY [LABEL=VALUE...]",
 			      "Set labels on a snapshot; LABEL= with no value removes LABEL. Without labels, print them.",
-			      NULL, argc, argv, no_opts, NULL);
+			      NULL, argc, argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
@@ -576,7 +556,7 @@ static int snap_cleanup(cli_ctx *ctx, int argc, char **argv)
 	berth_error err;
 	int first = cli_parse(ctx, "snapshots cleanup", "",
 			      "Remove snapshot directories no record owns (left by a crash); prints how many.", NULL, argc,
-			      argv, no_opts, NULL);
+			      argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc != first)
