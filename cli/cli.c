@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bt_config.h"
 #include "bt_util.h"
 
 static const cli_cmd *find_cmd(const cli_cmd *table, const char *name)
@@ -345,4 +346,57 @@ json_t *cli_labels_json(const berth_label *l, size_t n)
 	for (size_t i = 0; i < n; i++)
 		json_object_set_new(o, l[i].key, json_string(l[i].value));
 	return o;
+}
+
+int cli_debug_main(const cli_debug *d, int argc, char **argv)
+{
+	cli_ctx ctx = { .prog = d->prog, .daemon = d->daemon };
+	_cleanup_free_ char *addr = NULL;
+	int i = 1, rc;
+
+	bt_tune_malloc();
+	while (i < argc) {
+		const char *a = argv[i];
+		if ((!strcmp(a, "-a") || !strcmp(a, "--address")) && i + 1 < argc) {
+			ctx.address = argv[i + 1];
+			i += 2;
+		} else if (bt_startswith(a, "--address=")) {
+			ctx.address = a + 10;
+			i++;
+		} else if ((!strcmp(a, "-n") || !strcmp(a, "--namespace")) && i + 1 < argc) {
+			ctx.ns = argv[i + 1];
+			i += 2;
+		} else if (bt_startswith(a, "--namespace=")) {
+			ctx.ns = a + 12;
+			i++;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			printf("%s talks to %s directly, bypassing the gateway (root only).\n"
+			       "  -a, --address ENDPOINT   the daemon's socket (default: the configured one)\n"
+			       "  -n, --namespace NS       the namespace (env BERTH_NAMESPACE; default \"default\")\n\n",
+			       d->prog, d->daemon);
+			char *help[] = { (char *)d->service, (char *)"--help", NULL };
+			return d->group(&ctx, 2, help);
+		} else {
+			break;
+		}
+	}
+	if (!ctx.address) {
+		bt_config *cfg = NULL;
+		bt_err e;
+		if (bt_config_load(&cfg, &e) < 0) {
+			fprintf(stderr, "%s: %s\n", d->prog, e.msg);
+			return CLI_EXIT_FAIL;
+		}
+		addr = bt_config_service_address(cfg, d->service);
+		ctx.address = addr;
+		bt_config_free(&cfg);
+	}
+	char **args = bt_xcalloc((size_t)(argc - i) + 2, sizeof(char *));
+	args[0] = (char *)d->service;
+	for (int k = i; k < argc; k++)
+		args[k - i + 1] = argv[k];
+	rc = d->group(&ctx, argc - i + 1, args);
+	free(args);
+	cli_close(&ctx);
+	return rc;
 }

@@ -89,9 +89,22 @@ json_t *cli_labels_json(const berth_label *l, size_t n);
 typedef enum { CLI_FMT_TABLE, CLI_FMT_JSON } cli_format;
 int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out);
 
+/* main() of a per-service debug CLI (berth-content, berth-snapshot, …):
+ * takes -a/--address (default: the service's configured socket),
+ * -n/--namespace and --help, then hands the rest to group(ctx, argc, argv)
+ * with argv[0] the group's name, as `berth GROUP …` would. */
+typedef struct cli_debug {
+	const char *prog;    /* "berth-content" */
+	const char *daemon;  /* "berth-contentd", for hints */
+	const char *service; /* config name of its socket: "content" */
+	int (*group)(cli_ctx *ctx, int argc, char **argv);
+} cli_debug;
+int cli_debug_main(const cli_debug *d, int argc, char **argv);
+
 /* Command groups. */
 extern const cli_cmd cli_content_cmds[];
 extern const cli_cmd cli_config_cmds[];
+int cli_content(cli_ctx *ctx, int argc, char **argv);
 /* The snapshots group: parses its --snapshotter, then runs the verb. */
 int cli_snapshots(cli_ctx *ctx, int argc, char **argv);
 int cli_version(cli_ctx *ctx, int argc, char **argv);

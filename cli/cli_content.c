@@ -433,3 +433,9 @@ const cli_cmd cli_content_cmds[] = {
 	{ "abort", content_abort, NULL, "Abandon ingests in progress", NULL, { 0 } },
 	{ NULL, NULL, NULL, NULL, NULL, { 0 } },
 };
+
+int cli_content(cli_ctx *ctx, int argc, char **argv)
+{
+	/* a debug CLI is the group itself: its usage lines name no group */
+	return cli_dispatch(ctx, cli_content_cmds, strcmp(ctx->prog, "berth") ? "" : "content", argc - 1, argv + 1);
+}
