@@ -56,43 +56,6 @@ struct parser {
 	bt_err *e;
 };
 
-/*
- * Renders untrusted bytes for an error message: printable ASCII as is, '"'
- * and '\\' backslashed, everything else as \xHH; cut with "..." when it does
- * not fit.  buf must hold at least 8 bytes.
- */
-static const char *show(char *buf, size_t size, const char *s, size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char tmp[5];
-		size_t n;
-
-		if (c == '"' || c == '\\') {
-			tmp[0] = '\\';
-			tmp[1] = (char)c;
-			n = 2;
-		} else if (c >= 0x20 && c < 0x7f) {
-			tmp[0] = (char)c;
-			n = 1;
-		} else {
-			snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-			n = 4;
-		}
-		/* keep room for "..." and the NUL */
-		if (o + n + 4 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		memcpy(buf + o, tmp, n);
-		o += n;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 /* Describes the byte at pos for "found ..." in messages. */
 static const char *found(const struct parser *p, size_t pos, char *buf, size_t size)
@@ -121,7 +84,7 @@ static int parse_fail(const struct parser *p, size_t pos, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	show(shown, sizeof(shown), p->s, p->len);
+	bt_escape(shown, sizeof(shown), p->s, p->len);
 	return bt_err_set(p->e, BT_INVALID_ARGUMENT, "filter \"%s\": column %zu: %s",
 			  shown, pos + 1, what);
 }
@@ -499,7 +462,7 @@ static int compile_regex(struct parser *p, size_t col, struct selector *sel)
 	if (rc != 0) {
 		regerror(rc, NULL, msg, sizeof(msg));
 		return parse_fail(p, col, "invalid regex \"%s\": %s",
-				  show(shown, sizeof(shown), sel->value, strlen(sel->value)), msg);
+				  bt_escape(shown, sizeof(shown), sel->value, strlen(sel->value)), msg);
 	}
 	sel->compiled = true;
 	return 0;
@@ -592,7 +555,7 @@ static int parse_one(const char *s, struct conjunction *c, bt_err *e)
 	if (p.len > BT_FILTER_MAX_LEN)
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "filter \"%s\": too long (%zu bytes, at most %d)",
-				  show(shown, sizeof(shown), s, p.len), strlen(s),
+				  bt_escape(shown, sizeof(shown), s, p.len), strlen(s),
 				  BT_FILTER_MAX_LEN);
 
 	skip_space(&p);

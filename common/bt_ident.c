@@ -16,42 +16,6 @@
 /* How much of an offending input a message quotes, escaped. */
 #define SHOW_MAX 96
 
-/*
- * Renders untrusted bytes for a message: printable ASCII as is, '"' and '\\'
- * backslashed, everything else as \xHH; cut with "..." when it does not fit.
- */
-static const char *show(char *buf, size_t size, const char *s, size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char tmp[5];
-		size_t n;
-
-		if (c == '"' || c == '\\') {
-			tmp[0] = '\\';
-			tmp[1] = (char)c;
-			n = 2;
-		} else if (c >= 0x20 && c < 0x7f) {
-			tmp[0] = (char)c;
-			n = 1;
-		} else {
-			snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-			n = 4;
-		}
-		/* keep room for "..." and the NUL */
-		if (o + n + 4 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		memcpy(buf + o, tmp, n);
-		o += n;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 static bool is_alnum(char c)
 {
@@ -91,12 +55,12 @@ int bt_ident_validate(const char *what, const char *s, bt_err *e)
 	if (len > BT_IDENT_MAX)
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "%s \"%s\": invalid: %zu characters long, at most %d", what,
-				  show(shown, sizeof(shown), s, len), len, BT_IDENT_MAX);
+				  bt_escape(shown, sizeof(shown), s, len), len, BT_IDENT_MAX);
 	if (!ident_ok(s, len))
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "%s \"%s\": invalid: must match " IDENT_RULE
 				  " (at most %d characters)",
-				  what, show(shown, sizeof(shown), s, len), BT_IDENT_MAX);
+				  what, bt_escape(shown, sizeof(shown), s, len), BT_IDENT_MAX);
 	return 0;
 }
 
@@ -115,20 +79,20 @@ int bt_label_validate(const char *key, size_t klen, const char *value, size_t vl
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "label \"%s\": invalid: key and value are %zu + %zu bytes, "
 				  "at most %d together",
-				  show(shown, sizeof(shown), key, klen), klen, vlen, BT_LABEL_MAX);
+				  bt_escape(shown, sizeof(shown), key, klen), klen, vlen, BT_LABEL_MAX);
 	if (memchr(key, '\0', klen))
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "label key \"%s\": invalid: contains a NUL byte",
-				  show(shown, sizeof(shown), key, klen));
+				  bt_escape(shown, sizeof(shown), key, klen));
 	if (vlen > 0 && memchr(value, '\0', vlen))
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "label \"%s\": invalid: value contains a NUL byte",
-				  show(shown, sizeof(shown), key, klen));
+				  bt_escape(shown, sizeof(shown), key, klen));
 	if (!allow_reserved && klen >= plen && memcmp(key, BT_LABEL_RESERVED_PREFIX, plen) == 0)
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "label \"%s\": invalid: the prefix \"" BT_LABEL_RESERVED_PREFIX
 				  "\" is reserved for berth",
-				  show(shown, sizeof(shown), key, klen));
+				  bt_escape(shown, sizeof(shown), key, klen));
 	return 0;
 }
 
@@ -141,7 +105,7 @@ int bt_ref_validate(const char *ref, size_t len, bt_err *e)
 	if (len > BT_REF_MAX)
 		return bt_err_set(e, BT_INVALID_ARGUMENT,
 				  "ref \"%s\": invalid: %zu bytes long, at most %d",
-				  show(shown, sizeof(shown), ref, len), len, BT_REF_MAX);
+				  bt_escape(shown, sizeof(shown), ref, len), len, BT_REF_MAX);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)ref[i];
 
@@ -149,7 +113,7 @@ int bt_ref_validate(const char *ref, size_t len, bt_err *e)
 			return bt_err_set(e, BT_INVALID_ARGUMENT,
 					  "ref \"%s\": invalid: byte 0x%02x at offset %zu is not "
 					  "printable ASCII ('!' to '~', no spaces)",
-					  show(shown, sizeof(shown), ref, len), c, i);
+					  bt_escape(shown, sizeof(shown), ref, len), c, i);
 	}
 	return 0;
 }

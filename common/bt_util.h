@@ -98,6 +98,11 @@ int bt_parse_size(const char *s, uint64_t *out);
 /* Parses durations like "30s", "500ms", "2m", "1h" into milliseconds. */
 int bt_parse_duration_ms(const char *s, int64_t *out);
 
+/* Renders untrusted bytes for a message: printable ASCII as is, '"' and
+ * '\\' backslashed, everything else as \xHH; cut with "..." when it does not
+ * fit. buf must hold at least 8 bytes; returns buf. */
+const char *bt_escape(char *buf, size_t size, const char *s, size_t len);
+
 /* true when s starts with prefix. */
 bool bt_startswith(const char *s, const char *prefix);
 bool bt_endswith(const char *s, const char *suffix);

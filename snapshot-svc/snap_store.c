@@ -120,36 +120,6 @@ static void hook(snap_store *s, const char *point)
 
 /* --- keys ------------------------------------------------------------------------ */
 
-/* Untrusted bytes for a message: printable ASCII as is, the rest \xHH, cut. */
-static const char *show(char *buf, size_t size, const char *s, size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && s; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char tmp[5];
-		size_t n = 1;
-		if (c == '"' || c == '\\') {
-			tmp[0] = '\\';
-			tmp[1] = (char)c;
-			n = 2;
-		} else if (c >= 0x20 && c < 0x7f) {
-			tmp[0] = (char)c;
-		} else {
-			snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-			n = 4;
-		}
-		if (o + n + 4 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		memcpy(buf + o, tmp, n);
-		o += n;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
@@ -191,7 +161,7 @@ int snap_key_validate(const char *what, const char *s, size_t len, bt_err *e)
 
 	if (!s || len == 0)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "invalid %s \"\": must not be empty", what);
-	show(shown, sizeof(shown), s, len);
+	bt_escape(shown, sizeof(shown), s, len);
 	if (len > SNAP_KEY_MAX)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "invalid %s \"%s\": longer than %d bytes", what, shown,
 				  SNAP_KEY_MAX);
