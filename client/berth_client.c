@@ -209,3 +209,26 @@ void berth_version_free(berth_version **vp)
 	free(v);
 	*vp = NULL;
 }
+
+int berth_stream_each(berth_client *c, bt_callspec *cs, const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *d, void (*each)(const void *msg, void *arg), void *arg,
+		      bt_err *e)
+{
+	bt_stream *s;
+	int rc;
+
+	cs->timeout_ms = -1;
+	s = bt_conn_stream(c->conn, cs, req, d, e);
+	if (!s)
+		return -1;
+	for (;;) {
+		ProtobufCMessage *m = NULL;
+		rc = bt_stream_next(s, (void **)&m, e);
+		if (rc <= 0)
+			break;
+		each(m, arg);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	bt_stream_free(&s);
+	return rc < 0 ? -1 : 0;
+}

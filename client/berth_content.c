@@ -76,40 +76,38 @@ int berth_content_get_info(berth_client *c, const char *ns, const char *digest, 
 	return 0;
 }
 
+typedef struct info_acc {
+	berth_content_info *v;
+	size_t n;
+} info_acc;
+
+static void info_batch(const void *msg, void *arg)
+{
+	const Berth__Content__V1__ListResponse *b = msg;
+	info_acc *a = arg;
+
+	a->v = bt_xrealloc(a->v, (a->n + b->n_infos + 1) * sizeof(*a->v));
+	for (size_t i = 0; i < b->n_infos; i++)
+		info_from_pb(b->infos[i], &a->v[a->n++]);
+}
+
 int berth_content_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
 		       berth_content_info **out, size_t *n_out, berth_error *err)
 {
 	Berth__Content__V1__ListRequest req = BERTH__CONTENT__V1__LIST_REQUEST__INIT;
 	bt_callspec cs = berth_spec(c, "content", "List", ns);
-	berth_content_info *v = NULL;
-	size_t n = 0;
-	bt_stream *s;
+	info_acc a = { 0 };
 	bt_err e;
-	int rc;
 
 	req.n_filters = n_filters;
 	req.filters = (char **)filters;
-	cs.timeout_ms = -1;
-	s = bt_conn_stream(c->conn, &cs, &req.base, &berth__content__v1__list_response__descriptor, &e);
-	if (!s)
-		return berth_fail(err, &e);
-	for (;;) {
-		Berth__Content__V1__ListResponse *batch = NULL;
-		rc = bt_stream_next(s, (void **)&batch, &e);
-		if (rc <= 0)
-			break;
-		v = bt_xrealloc(v, (n + batch->n_infos) * sizeof(*v));
-		for (size_t i = 0; i < batch->n_infos; i++)
-			info_from_pb(batch->infos[i], &v[n++]);
-		protobuf_c_message_free_unpacked(&batch->base, NULL);
-	}
-	bt_stream_free(&s);
-	if (rc < 0) {
-		berth_content_infos_free(v, n);
+	if (berth_stream_each(c, &cs, &req.base, &berth__content__v1__list_response__descriptor, info_batch, &a, &e) <
+	    0) {
+		berth_content_infos_free(a.v, a.n);
 		return berth_fail(err, &e);
 	}
-	*out = v;
-	*n_out = n;
+	*out = a.v;
+	*n_out = a.n;
 	return 0;
 }
 

@@ -108,40 +108,38 @@ int berth_image_get(berth_client *c, const char *ns, const char *name, berth_ima
 	return 0;
 }
 
+typedef struct image_acc {
+	berth_image *v;
+	size_t n;
+} image_acc;
+
+static void image_batch(const void *msg, void *arg)
+{
+	const Berth__Images__V1__ListImagesResponse *b = msg;
+	image_acc *a = arg;
+
+	a->v = bt_xrealloc(a->v, (a->n + b->n_images + 1) * sizeof(*a->v));
+	for (size_t i = 0; i < b->n_images; i++)
+		image_from_pb(b->images[i], &a->v[a->n++]);
+}
+
 int berth_image_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
 		     berth_image **out, size_t *n_out, berth_error *err)
 {
 	Berth__Images__V1__ListImagesRequest req = BERTH__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
 	bt_callspec cs = berth_spec(c, "images", "List", ns);
-	berth_image *v = NULL;
-	size_t n = 0;
-	bt_stream *s;
+	image_acc a = { 0 };
 	bt_err e;
-	int rc;
 
 	req.n_filters = n_filters;
 	req.filters = (char **)filters;
-	cs.timeout_ms = -1;
-	s = bt_conn_stream(c->conn, &cs, &req.base, &berth__images__v1__list_images_response__descriptor, &e);
-	if (!s)
-		return berth_fail(err, &e);
-	for (;;) {
-		Berth__Images__V1__ListImagesResponse *batch = NULL;
-		rc = bt_stream_next(s, (void **)&batch, &e);
-		if (rc <= 0)
-			break;
-		v = bt_xrealloc(v, (n + batch->n_images) * sizeof(*v));
-		for (size_t i = 0; i < batch->n_images; i++)
-			image_from_pb(batch->images[i], &v[n++]);
-		protobuf_c_message_free_unpacked(&batch->base, NULL);
-	}
-	bt_stream_free(&s);
-	if (rc < 0) {
-		berth_images_free(v, n);
+	if (berth_stream_each(c, &cs, &req.base, &berth__images__v1__list_images_response__descriptor, image_batch, &a,
+			      &e) < 0) {
+		berth_images_free(a.v, a.n);
 		return berth_fail(err, &e);
 	}
-	*out = v;
-	*n_out = n;
+	*out = a.v;
+	*n_out = a.n;
 	return 0;
 }
 
@@ -227,13 +225,32 @@ static void report(berth_progress_fn_t fn, void *arg, Berth__Images__V1__Progres
 	free(v);
 }
 
+typedef struct xfer_acc {
+	berth_progress_fn_t progress;
+	void *arg;
+	berth_image *image; /* pull */
+	bool got;
+	char *out;          /* push digest / unpack chain */
+} xfer_acc;
+
+static void pull_msg(const void *msg, void *arg)
+{
+	const Berth__Images__V1__PullResponse *m = msg;
+	xfer_acc *a = arg;
+
+	report(a->progress, a->arg, m->progress, m->n_progress);
+	if (m->image && a->image && !a->got) {
+		image_from_pb(m->image, a->image);
+		a->got = true;
+	}
+}
+
 int berth_image_pull(berth_client *c, const char *ns, const berth_pull_opts *o, berth_image *out, berth_error *err)
 {
 	Berth__Images__V1__PullRequest req = BERTH__IMAGES__V1__PULL_REQUEST__INIT;
 	bt_callspec cs = berth_spec(c, "images", "Pull", ns);
+	xfer_acc a = { .progress = o->progress, .arg = o->arg, .image = out };
 	bt_labels labels = { 0 };
-	bool got = false;
-	bt_stream *s;
 	bt_err e;
 	int rc;
 
@@ -246,31 +263,25 @@ int berth_image_pull(berth_client *c, const char *ns, const berth_pull_opts *o, 
 	berth_labels_from_public(o->labels, o->n_labels, &labels);
 	req.labels = (Berth__Images__V1__PullRequest__LabelsEntry **)bt_pbmap_from_labels(
 		&labels, &berth__images__v1__pull_request__labels_entry__descriptor, &req.n_labels);
-	cs.timeout_ms = -1;
-	s = bt_conn_stream(c->conn, &cs, &req.base, &berth__images__v1__pull_response__descriptor, &e);
+	rc = berth_stream_each(c, &cs, &req.base, &berth__images__v1__pull_response__descriptor, pull_msg, &a, &e);
 	bt_pbmap_free((void **)req.labels, req.n_labels);
 	bt_labels_clear(&labels);
-	if (!s)
-		return berth_fail(err, &e);
-	for (;;) {
-		Berth__Images__V1__PullResponse *m = NULL;
-		rc = bt_stream_next(s, (void **)&m, &e);
-		if (rc <= 0)
-			break;
-		report(o->progress, o->arg, m->progress, m->n_progress);
-		if (m->image && out && !got) {
-			image_from_pb(m->image, out);
-			got = true;
-		}
-		protobuf_c_message_free_unpacked(&m->base, NULL);
-	}
-	bt_stream_free(&s);
 	if (rc < 0) {
-		if (got)
+		if (a.got)
 			berth_image_clear(out);
 		return berth_fail(err, &e);
 	}
 	return 0;
+}
+
+static void push_msg(const void *msg, void *arg)
+{
+	const Berth__Images__V1__PushResponse *m = msg;
+	xfer_acc *a = arg;
+
+	report(a->progress, a->arg, m->progress, m->n_progress);
+	if (m->digest && *m->digest)
+		snprintf(a->out, 72, "%s", m->digest);
 }
 
 int berth_image_push(berth_client *c, const char *ns, const berth_push_opts *o, char digest_out[72],
@@ -278,32 +289,28 @@ int berth_image_push(berth_client *c, const char *ns, const berth_push_opts *o, 
 {
 	Berth__Images__V1__PushRequest req = BERTH__IMAGES__V1__PUSH_REQUEST__INIT;
 	bt_callspec cs = berth_spec(c, "images", "Push", ns);
-	bt_stream *s;
+	xfer_acc a = { .progress = o->progress, .arg = o->arg, .out = digest_out };
 	bt_err e;
-	int rc;
 
 	req.name = (char *)(o->name ? o->name : "");
 	req.ref = (char *)(o->ref ? o->ref : "");
 	req.platform = (char *)(o->platform ? o->platform : "");
 	req.plain_http = o->plain_http;
 	req.user = (char *)(o->user ? o->user : "");
-	cs.timeout_ms = -1;
 	digest_out[0] = '\0';
-	s = bt_conn_stream(c->conn, &cs, &req.base, &berth__images__v1__push_response__descriptor, &e);
-	if (!s)
+	if (berth_stream_each(c, &cs, &req.base, &berth__images__v1__push_response__descriptor, push_msg, &a, &e) < 0)
 		return berth_fail(err, &e);
-	for (;;) {
-		Berth__Images__V1__PushResponse *m = NULL;
-		rc = bt_stream_next(s, (void **)&m, &e);
-		if (rc <= 0)
-			break;
-		report(o->progress, o->arg, m->progress, m->n_progress);
-		if (m->digest && *m->digest)
-			snprintf(digest_out, 72, "%s", m->digest);
-		protobuf_c_message_free_unpacked(&m->base, NULL);
-	}
-	bt_stream_free(&s);
-	return rc < 0 ? berth_fail(err, &e) : 0;
+	return 0;
+}
+
+static void unpack_msg(const void *msg, void *arg)
+{
+	const Berth__Images__V1__UnpackResponse *m = msg;
+	xfer_acc *a = arg;
+
+	report(a->progress, a->arg, m->progress, m->n_progress);
+	if (a->out && m->chain_id && *m->chain_id)
+		snprintf(a->out, 72, "%s", m->chain_id);
 }
 
 int berth_image_unpack(berth_client *c, const char *ns, const char *name, const char *platform,
@@ -312,29 +319,16 @@ int berth_image_unpack(berth_client *c, const char *ns, const char *name, const 
 {
 	Berth__Images__V1__UnpackRequest req = BERTH__IMAGES__V1__UNPACK_REQUEST__INIT;
 	bt_callspec cs = berth_spec(c, "images", "Unpack", ns);
-	bt_stream *s;
+	xfer_acc a = { .progress = progress, .arg = arg, .out = chain_out };
 	bt_err e;
-	int rc;
 
 	req.name = (char *)name;
 	req.platform = (char *)(platform ? platform : "");
 	req.snapshotter = (char *)(snapshotter ? snapshotter : "");
-	cs.timeout_ms = -1;
 	if (chain_out)
 		chain_out[0] = '\0';
-	s = bt_conn_stream(c->conn, &cs, &req.base, &berth__images__v1__unpack_response__descriptor, &e);
-	if (!s)
+	if (berth_stream_each(c, &cs, &req.base, &berth__images__v1__unpack_response__descriptor, unpack_msg, &a, &e) <
+	    0)
 		return berth_fail(err, &e);
-	for (;;) {
-		Berth__Images__V1__UnpackResponse *m = NULL;
-		rc = bt_stream_next(s, (void **)&m, &e);
-		if (rc <= 0)
-			break;
-		report(progress, arg, m->progress, m->n_progress);
-		if (chain_out && m->chain_id && *m->chain_id)
-			snprintf(chain_out, 72, "%s", m->chain_id);
-		protobuf_c_message_free_unpacked(&m->base, NULL);
-	}
-	bt_stream_free(&s);
-	return rc < 0 ? berth_fail(err, &e) : 0;
+	return 0;
 }

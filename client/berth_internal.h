@@ -24,6 +24,12 @@ const char *berth_ns(const berth_client *c, const char *ns);
 /* A callspec for service.method in ns. */
 bt_callspec berth_spec(const berth_client *c, const char *service, const char *method, const char *ns);
 
+/* Runs a server stream (no deadline) of messages of type d, calling
+ * each(msg, arg) for every one; the message is freed afterwards. */
+int berth_stream_each(berth_client *c, bt_callspec *cs, const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *d, void (*each)(const void *msg, void *arg), void *arg,
+		      bt_err *e);
+
 /* labels: public array <-> bt_labels */
 void berth_labels_from_public(const berth_label *l, size_t n, bt_labels *out);
 berth_label *berth_labels_to_public(void *const *pb_entries, size_t n);

@@ -274,40 +274,38 @@ int berth_snapshot_update(berth_client *c, const char *ns, const char *snapshott
 	return 0;
 }
 
+typedef struct snap_acc {
+	berth_snapshot_info *v;
+	size_t n;
+} snap_acc;
+
+static void snap_batch(const void *msg, void *arg)
+{
+	const Berth__Snapshots__V1__ListSnapshotsResponse *b = msg;
+	snap_acc *a = arg;
+
+	a->v = bt_xrealloc(a->v, (a->n + b->n_info + 1) * sizeof(*a->v));
+	for (size_t i = 0; i < b->n_info; i++)
+		info_from_pb(b->info[i], &a->v[a->n++]);
+}
+
 int berth_snapshot_list(berth_client *c, const char *ns, const char *snapshotter, const char *const *filters,
 			size_t n_filters, berth_snapshot_info **out, size_t *n_out, berth_error *err)
 {
 	Berth__Snapshots__V1__ListSnapshotsRequest req = BERTH__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
 	bt_callspec cs = spec(c, "List", ns, snapshotter);
-	berth_snapshot_info *v = NULL;
-	size_t n = 0;
-	bt_stream *s;
+	snap_acc a = { 0 };
 	bt_err e;
-	int rc;
 
 	req.n_filters = n_filters;
 	req.filters = (char **)filters;
-	cs.timeout_ms = -1;
-	s = bt_conn_stream(c->conn, &cs, &req.base, &berth__snapshots__v1__list_snapshots_response__descriptor, &e);
-	if (!s)
-		return berth_fail(err, &e);
-	for (;;) {
-		Berth__Snapshots__V1__ListSnapshotsResponse *batch = NULL;
-		rc = bt_stream_next(s, (void **)&batch, &e);
-		if (rc <= 0)
-			break;
-		v = bt_xrealloc(v, (n + batch->n_info + 1) * sizeof(*v));
-		for (size_t i = 0; i < batch->n_info; i++)
-			info_from_pb(batch->info[i], &v[n++]);
-		protobuf_c_message_free_unpacked(&batch->base, NULL);
-	}
-	bt_stream_free(&s);
-	if (rc < 0) {
-		berth_snapshot_infos_free(v, n);
+	if (berth_stream_each(c, &cs, &req.base, &berth__snapshots__v1__list_snapshots_response__descriptor,
+			      snap_batch, &a, &e) < 0) {
+		berth_snapshot_infos_free(a.v, a.n);
 		return berth_fail(err, &e);
 	}
-	*out = v;
-	*n_out = n;
+	*out = a.v;
+	*n_out = a.n;
 	return 0;
 }
 
