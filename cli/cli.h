@@ -105,6 +105,15 @@ int cli_debug_main(const cli_debug *d, int argc, char **argv);
 extern const cli_cmd cli_content_cmds[];
 extern const cli_cmd cli_config_cmds[];
 int cli_content(cli_ctx *ctx, int argc, char **argv);
+extern const cli_cmd cli_images_cmds[];
+
+/* Transfer progress for a terminal (bars) or a log (lines). */
+typedef struct cli_progress cli_progress;
+cli_progress *cli_progress_new(FILE *out);
+/* A berth_progress_fn_t: arg is the cli_progress. */
+void cli_progress_update(void *arg, const berth_progress *items, size_t n);
+/* Draws the last state and frees. */
+void cli_progress_free(cli_progress **p);
 /* The snapshots group: parses its --snapshotter, then runs the verb. */
 int cli_snapshots(cli_ctx *ctx, int argc, char **argv);
 int cli_version(cli_ctx *ctx, int argc, char **argv);

@@ -16,6 +16,8 @@ static const cli_cmd top[] = {
 	  { 0 } },
 	{ "snapshots", cli_snapshots, "[--snapshotter NAME] COMMAND ...",
 	  "Manage snapshots (prepare, view, mounts, commit, rm, ls, info, usage, tree, label)", NULL, { "snapshot" } },
+	{ "images", NULL, NULL, "Manage images (pull, push, ls, check, rm, tag, label, export, import, unpack)",
+	  cli_images_cmds, { "image", "i" } },
 	{ "config", NULL, NULL, "Show the configuration's keys and defaults, check a file", cli_config_cmds, { 0 } },
 	{ "version", cli_version, NULL, "Print versions and the health of each service", NULL, { 0 } },
 	{ "health", cli_health, NULL, "Ask the daemon at --address whether it is up", NULL, { 0 } },

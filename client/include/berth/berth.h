@@ -354,6 +354,25 @@ typedef struct berth_push_opts {
 
 int berth_image_push(berth_client *c, const char *ns, const berth_push_opts *o, char digest_out[72],
 		     berth_error *err);
+/* What an image holds in the content store, for one platform. */
+typedef struct berth_image_report {
+	char **platforms;     /* every platform the image names (NULL-terminated) */
+	int64_t size;         /* bytes of the index, manifest, config and layers for the platform */
+	int64_t present_size; /* of which stored */
+	int blobs;            /* blobs for the platform */
+	int present;          /* of which stored */
+	bool complete;        /* all of them stored */
+} berth_image_report;
+
+/* platform NULL: the host's. */
+int berth_image_inspect(berth_client *c, const char *ns, const berth_image *img, const char *platform,
+			berth_image_report *out, berth_error *err);
+void berth_image_report_clear(berth_image_report *r);
+/* 1 when the image's layers for platform are unpacked in snapshotter (chain
+ * gets the top chain ID), 0 when not, -1 on error. */
+int berth_image_unpacked(berth_client *c, const char *ns, const berth_image *img, const char *platform,
+			 const char *snapshotter, char chain[72], berth_error *err);
+
 typedef struct berth_export_opts {
 	const char *const *names; /* images to export */
 	size_t n_names;
