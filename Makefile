@@ -208,7 +208,7 @@ DEB_BUILD := build-essential clang pkg-config protobuf-c-compiler libprotobuf-c-
 	libsystemd-dev libjansson-dev libisal-dev libzstd-dev libcmocka-dev libclang-rt-14-dev
 DEB_TEST  := bats bats-assert bats-support runc crun containerd docker-registry skopeo umoci \
 	busybox-static iproute2 util-linux procps psmisc tmux bsdextrautils debootstrap systemd \
-	hyperfine curl sqlite3 jq
+	hyperfine curl sqlite3 jq python3 apache2-utils
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_BUILD) $(DEB_TEST) 2>/dev/null \
 		| awk '$$1 != "ii" {print $$2}'; \
