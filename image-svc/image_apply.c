@@ -578,13 +578,25 @@ static int make_parents(applier *ap, const char *path)
 		memcpy(prefix, path, end);
 		prefix[end] = '\0';
 		int fd = openat2_in(ap->rootfd, prefix, O_PATH | O_DIRECTORY, IN_ROOT);
+		const char *comp = strrchr(prefix, '/');
+		comp = comp ? comp + 1 : prefix;
+		int pfd = prev >= 0 ? prev : ap->rootfd;
+		bool opaque = false;
+		if (fd < 0 && errno == ENOTDIR && ap->o->mode == IMG_APPLY_OVERLAY) {
+			/* a whiteout made earlier in this layer, now a parent: it becomes an opaque directory,
+			 * as the whiteout-then-directory pair would */
+			struct stat st;
+			if (fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0 || !is_whiteout_dev(&st))
+				return efail(ap, BT_INVALID_ARGUMENT, 0, "parent %s is not a directory", prefix);
+			if (remove_entry(ap, pfd, comp, &st) < 0)
+				return -1;
+			opaque = true;
+			errno = ENOENT;
+		}
 		if (fd < 0 && errno != ENOENT)
 			return efail(ap, 0, errno, "resolve parent %s", prefix);
 		if (fd < 0) {
 			/* prefix's last component is missing in prev (its resolved parent) */
-			const char *comp = strrchr(prefix, '/');
-			comp = comp ? comp + 1 : prefix;
-			int pfd = prev >= 0 ? prev : ap->rootfd;
 			if (mkdirat(pfd, comp, 0700) < 0) {
 				if (errno == EEXIST)
 					return efail(ap, BT_INVALID_ARGUMENT, 0, "parent %s is a dangling symlink", prefix);
@@ -594,7 +606,9 @@ static int make_parents(applier *ap, const char *path)
 			if (fd < 0)
 				return efail(ap, 0, errno, "open new parent %s", prefix);
 			if (ap->o->mode == IMG_APPLY_OVERLAY) {
-				if (copy_lower_meta(ap, prefix, fd) < 0) {
+				if (copy_lower_meta(ap, prefix, fd) < 0 ||
+				    (opaque && fsetxattr(fd, OPQ_XATTR, "y", 1, 0) < 0 &&
+				     efail(ap, 0, errno, "set " OPQ_XATTR " on %s", prefix))) {
 					close(fd);
 					return -1;
 				}
@@ -624,7 +638,7 @@ static int get_dir(applier *ap, const char *path, bool create)
 	if (ap->pc_path && strcmp(ap->pc_path, path) == 0)
 		return ap->pc_fd;
 	fd = openat2_in(ap->rootfd, path, O_PATH | O_DIRECTORY, IN_ROOT);
-	if (fd < 0 && errno == ENOENT) {
+	if (fd < 0 && (errno == ENOENT || (errno == ENOTDIR && create && ap->o->mode == IMG_APPLY_OVERLAY))) {
 		if (!create)
 			return -2;
 		fd = make_parents(ap, path);
@@ -644,7 +658,7 @@ static int get_dir(applier *ap, const char *path, bool create)
 /* ---- entries ---------------------------------------------------------------- */
 
 /* Makes room for a new entry at pfd/base: removes what is there.  Returns 1 when the caller should retry. */
-static int clear_way(applier *ap, int pfd, const char *base, bool *was_whiteout)
+static int clear_way(applier *ap, int pfd, const char *base)
 {
 	struct stat st;
 
@@ -653,8 +667,6 @@ static int clear_way(applier *ap, int pfd, const char *base, bool *was_whiteout)
 			return 1;
 		return efail(ap, 0, errno, "stat the existing %s", base);
 	}
-	if (was_whiteout)
-		*was_whiteout = is_whiteout_dev(&st);
 	if (remove_entry(ap, pfd, base, &st) < 0)
 		return -1;
 	return 1;
@@ -736,7 +748,7 @@ static int apply_file(applier *ap, int pfd, const char *base)
 			break;
 		if (errno != EEXIST || tries > 0)
 			return efail(ap, 0, errno, "create");
-		if (clear_way(ap, pfd, base, NULL) < 0)
+		if (clear_way(ap, pfd, base) < 0)
 			return -1;
 	}
 	if (write_data(ap, fd) < 0)
@@ -759,7 +771,7 @@ static int apply_symlink(applier *ap, int pfd, const char *base)
 	for (int tries = 0; symlinkat(target, pfd, base) < 0; tries++) {
 		if (errno != EEXIST || tries > 0)
 			return efail(ap, 0, errno, "create symlink");
-		if (clear_way(ap, pfd, base, NULL) < 0)
+		if (clear_way(ap, pfd, base) < 0)
 			return -1;
 	}
 	return set_meta_at(ap, pfd, base, false);
@@ -772,7 +784,7 @@ static int apply_node(applier *ap, int pfd, const char *base, mode_t type)
 	for (int tries = 0; mknodat(pfd, base, type | 0600, dev) < 0; tries++) {
 		if (errno != EEXIST || tries > 0)
 			return efail(ap, 0, errno, "mknod");
-		if (clear_way(ap, pfd, base, NULL) < 0)
+		if (clear_way(ap, pfd, base) < 0)
 			return -1;
 	}
 	return set_meta_at(ap, pfd, base, true);
@@ -819,7 +831,7 @@ static int apply_hardlink(applier *ap, int pfd, const char *base, const char *ta
 		if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == tst.st_dev &&
 		    st.st_ino == tst.st_ino)
 			return 0; /* already that file */
-		if (clear_way(ap, pfd, base, NULL) < 0)
+		if (clear_way(ap, pfd, base) < 0)
 			return -1;
 	}
 	return 0;

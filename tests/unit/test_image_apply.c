@@ -846,6 +846,8 @@ static void test_overlay_format(void **state)
 	layer_add(l, (ent){ .name = ".wh.gone" });
 	layer_add(l, (ent){ .name = ".wh.redir" });
 	layer_add(l, (ent){ .name = "redir", .type = AE_IFDIR });
+	layer_add(l, (ent){ .name = ".wh.wparent" });
+	layer_add(l, (ent){ .name = "wparent/child", .data = "c" });
 	layer_close(l);
 	int lowers[] = { lfd };
 	assert_int_equal(apply_ex(ufd, l->tar.data, l->tar.len, IMG_APPLY_OVERLAY, lowers, 1, NULL, &e), 0);
@@ -880,6 +882,11 @@ static void test_overlay_format(void **state)
 	assert_int_equal(lstat(at(upper, "redir"), &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(lgetxattr(at(upper, "redir"), "trusted.overlay.opaque", buf, sizeof(buf)), 1);
+	/* a whiteout that later entries use as a parent: an opaque directory too */
+	assert_int_equal(lstat(at(upper, "wparent"), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(lgetxattr(at(upper, "wparent"), "trusted.overlay.opaque", buf, sizeof(buf)), 1);
+	assert_true(exists(at(upper, "wparent/child")));
 
 	/* a layer may not set overlayfs's attributes itself */
 	l = layer_new();
