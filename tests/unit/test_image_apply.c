@@ -1030,6 +1030,33 @@ static void test_overlay_mount(void **state)
 	assert_int_equal(umount2(mnt, 0), 0);
 	rmdir(mnt);
 
+	/* merged mode onto a read-write overlay mount (how unpack applies onto a prepared snapshot):
+	 * overlayfs turns the deletions into whiteouts in the upper dir */
+	char up[512], work[512];
+	_cleanup_close_ int fu = mkroot("ovl-rw-upper", up);
+	_cleanup_close_ int fw = mkroot("ovl-rw-work", work);
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", l1, up, work);
+	assert_int_equal(mount("overlay", mnt, "overlay", 0, opts), 0);
+	_cleanup_close_ int fmnt = open(mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fmnt >= 0);
+	assert_int_equal(apply(fmnt, b, IMG_APPLY_MERGED, &e), 0);
+	assert_false(exists(at(mnt, "etc/shadow")));
+	assert_true(exists(at(mnt, "etc/passwd")));
+	assert_true(exists(at(mnt, "var/cache/fresh")));
+	assert_false(exists(at(mnt, "var/cache/x")));
+	assert_false(exists(at(mnt, "var/cache/y")));
+	assert_false(exists(at(mnt, "gonedir")));
+	close(fmnt);
+	fmnt = -1;
+	assert_int_equal(umount2(mnt, 0), 0);
+	rmdir(mnt);
+	struct stat st;
+	assert_int_equal(lstat(at(up, "etc/shadow"), &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+	assert_int_equal(lstat(at(up, "gonedir"), &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+
 	/* the same two layers in merged mode on a plain directory give the same view */
 	char m[512];
 	_cleanup_close_ int fm = mkroot("ovl-merged", m);
