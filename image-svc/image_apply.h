@@ -11,6 +11,18 @@
  * components, whiteouts of "." or "..", reserved ".wh..wh." names and
  * trusted.overlay.* xattrs (overlay mode) are refused with an error naming
  * the entry; counts and sizes are bounded.
+ *
+ * Hard links: the target is resolved like any name and linked without being
+ * followed; a missing target, a directory or (overlay mode) a whiteout is an
+ * error, while symlinks, devices and fifos may be targets (Docker's archiver
+ * writes hard links to any non-directory that has several names).
+ * A directory entry over an existing directory only updates its metadata; any
+ * other entry replaces what is in its way (a whole tree if need be).  In
+ * overlay mode a parent missing from the upper dir is made with the metadata
+ * of the nearest lower copy, and a directory that replaces a whiteout made
+ * earlier in the layer is made opaque.  Symlinks of the lower layers are not
+ * followed in overlay mode (the upper dir is resolved on its own, as
+ * containerd does); use merged mode on an overlay mount for that.
  */
 #ifndef IMAGE_APPLY_H
 #define IMAGE_APPLY_H

@@ -628,8 +628,10 @@ static ssize_t stream_next_threaded(img_stream *s, const void **buf, bt_err *e)
 			pthread_mutex_unlock(&s->mu);
 			return -1;
 		}
-		/* read one chunk ahead on every call, more while nothing is ready */
-		if (!s->in_done && s->cin_head - s->cin_tail < STREAM_SLOTS && (!have_out || !topped)) {
+		/* read while nothing is ready; with output ready, read one chunk only when the worker has
+		 * no more than the chunk it is on (the reader may block: do not keep output waiting for it) */
+		unsigned queued = s->cin_head - s->cin_tail;
+		if (!s->in_done && queued < STREAM_SLOTS && (!have_out || (!topped && queued <= 1))) {
 			stream_slot *in = &s->cin[s->cin_head % STREAM_SLOTS];
 			pthread_mutex_unlock(&s->mu);
 			ssize_t n = stream_read(s, in->buf, STREAM_CHUNK, e);

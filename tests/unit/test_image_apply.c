@@ -1033,8 +1033,8 @@ static void test_overlay_mount(void **state)
 	/* merged mode onto a read-write overlay mount (how unpack applies onto a prepared snapshot):
 	 * overlayfs turns the deletions into whiteouts in the upper dir */
 	char up[512], work[512];
-	_cleanup_close_ int fu = mkroot("ovl-rw-upper", up);
-	_cleanup_close_ int fw = mkroot("ovl-rw-work", work);
+	close(mkroot("ovl-rw-upper", up));
+	close(mkroot("ovl-rw-work", work));
 	assert_int_equal(mkdir(mnt, 0755), 0);
 	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", l1, up, work);
 	assert_int_equal(mount("overlay", mnt, "overlay", 0, opts), 0);
