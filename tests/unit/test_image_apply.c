@@ -1108,6 +1108,29 @@ static void b_dotdot(layer *l)
 {
 	layer_add(l, (ent){ .name = "../sentinel/victim", .data = "pwned" });
 }
+static void b_literal_etc(layer *l)
+{
+	layer_add(l, (ent){ .name = "/etc/x.berth-test", .data = "inside" });
+	layer_add(l, (ent){ .name = "../etc/x.berth-test", .data = "denied" });
+}
+static void c_literal_etc(const char *r)
+{
+	assert_true(exists(at(r, "etc/x.berth-test")));
+}
+static void b_literal_passwd(layer *l)
+{
+	layer_add(l, (ent){ .name = "etc/passwd", .data = "inside\n" });
+	layer_add(l, (ent){ .name = "pw", .hardlink = "/etc/passwd" });
+	layer_add(l, (ent){ .name = "pw2", .hardlink = "../../etc/passwd" });
+}
+static void c_literal_passwd(const char *r)
+{
+	struct stat a, b;
+	assert_int_equal(lstat(at(r, "etc/passwd"), &a), 0);
+	assert_int_equal(lstat(at(r, "pw"), &b), 0);
+	assert_int_equal(a.st_ino, b.st_ino);
+	assert_false(exists(at(r, "pw2")));
+}
 static void b_dotdot_deep(layer *l)
 {
 	layer_add(l, (ent){ .name = "a/../../sentinel/victim", .data = "pwned" });
@@ -1287,6 +1310,11 @@ static void test_escapes(void **state)
 	(void)state;
 	snprintf(sentinel_rel, sizeof(sentinel_rel), "../sentinel");
 	escape_case("../ name", b_dotdot, BT_PERMISSION_DENIED, "entry ../sentinel/victim: name has a \"..\"", NULL);
+	struct stat host_passwd, now;
+	assert_int_equal(stat("/etc/passwd", &host_passwd), 0);
+	escape_case("/etc/x then ../etc/x", b_literal_etc, BT_PERMISSION_DENIED, "entry ../etc/x.berth-test", c_literal_etc);
+	escape_case("hard links to /etc/passwd and ../../etc/passwd", b_literal_passwd, BT_PERMISSION_DENIED,
+		    "entry pw2: hard link target", c_literal_passwd);
 	escape_case("a/../../ name", b_dotdot_deep, BT_PERMISSION_DENIED, "\"..\"", NULL);
 	escape_case("absolute name", b_absolute, BT_OK, NULL, c_absolute);
 	escape_case("symlinks to / and ../..", b_symlink_root, BT_OK, NULL, c_symlink_root);
@@ -1310,6 +1338,11 @@ static void test_escapes(void **state)
 	escape_case("dir replaced by a symlink", b_replace_dir_with_symlink, BT_OK, NULL, c_replace_dir_with_symlink);
 	/* and nothing landed in the host's own directories */
 	assert_false(exists("/etc/passwd.berth-test"));
+	assert_false(exists("/etc/x.berth-test"));
+	assert_int_equal(stat("/etc/passwd", &now), 0);
+	assert_int_equal(now.st_ino, host_passwd.st_ino);
+	assert_int_equal(now.st_nlink, host_passwd.st_nlink);
+	assert_int_equal(now.st_mtim.tv_sec, host_passwd.st_mtim.tv_sec);
 }
 
 /* A whole tree replaced, deep, by a file; and big files in many small reads. */
