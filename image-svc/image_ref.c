@@ -396,12 +396,22 @@ const char *img_ref_string(const img_ref *r, char buf[IMG_REF_STR_MAX])
 	return buf;
 }
 
+/* Whether a docker.io path would read as host/path once "docker.io/" is dropped ("lindux.dy/x"):
+ * such names keep the domain in their short form (Docker drops it and so names another registry). */
+static bool first_looks_like_host(const char *path)
+{
+	const char *slash = strchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	return slash && (memchr(path, '.', n) || (n == 9 && memcmp(path, "localhost", 9) == 0));
+}
+
 const char *img_ref_familiar(const img_ref *r, char buf[IMG_REF_STR_MAX])
 {
 	const char *path = r->path;
 	size_t o;
 
-	if (strcmp(r->domain, IMG_REF_DEFAULT_DOMAIN) == 0) {
+	if (strcmp(r->domain, IMG_REF_DEFAULT_DOMAIN) == 0 && !first_looks_like_host(path)) {
 		if (bt_startswith(path, "library/") && !strchr(path + 8, '/'))
 			path += 8;
 		o = (size_t)snprintf(buf, IMG_REF_STR_MAX, "%s", path);

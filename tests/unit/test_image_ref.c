@@ -53,6 +53,9 @@ static const struct {
 	{ "docker---rules/docker", "docker.io/docker---rules/docker:latest", "docker---rules/docker:latest", "registry-1.docker.io", "docker---rules/docker" },
 	{ "dock__er/docker", "docker.io/dock__er/docker:latest", "dock__er/docker:latest", "registry-1.docker.io", "dock__er/docker" },
 	{ "d/docker", "docker.io/d/docker:latest", "d/docker:latest", "registry-1.docker.io", "d/docker" },
+	/* Docker's short form would drop docker.io and name the host "a.b"; berth keeps it */
+	{ "docker.io/a.b/c", "docker.io/a.b/c:latest", "docker.io/a.b/c:latest", "registry-1.docker.io", "a.b/c" },
+	{ "docker.io/localhost/c", "docker.io/localhost/c:latest", "docker.io/localhost/c:latest", "registry-1.docker.io", "localhost/c" },
 	{ "a_b-c/d.e", "docker.io/a_b-c/d.e:latest", "a_b-c/d.e:latest", "registry-1.docker.io", "a_b-c/d.e" },
 	{ "foo:Latest", "docker.io/library/foo:Latest", "foo:Latest", "registry-1.docker.io", "library/foo" },
 	{ "foo:_x", "docker.io/library/foo:_x", "foo:_x", "registry-1.docker.io", "library/foo" },
