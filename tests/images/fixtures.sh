@@ -4,9 +4,10 @@
 #
 #   fx_rootfs DIR                    a busybox root filesystem (passwd, group, tmp …)
 #   fx_base LAYOUT TAG [ARCH]        one-layer image from fx_rootfs (cmd sh, env, user root)
-#   fx_layers LAYOUT TAG             base + a layer adding /data + one deleting /data/a
-#                                    and making /data/dir opaque
+#   fx_layers LAYOUT TAG             base + a layer adding /data/{a,b,dir/x}, one deleting
+#                                    /data/a, one making /data/dir opaque (holding only y)
 #   fx_config LAYOUT TAG ARGS…       umoci config on an image (--config.user …)
+#   fx_append_tar LAYOUT TAG TARFILE  TARFILE (gzip'd) as a further layer of TAG
 #   fx_zstd LAYOUT SRC DST           copy of SRC with zstd layers
 #   fx_index LAYOUT TAG              an index of linux/amd64 and linux/arm64 images
 #   fx_raw_layer LAYOUT TAG TARFILE  a one-layer image whose layer is TARFILE (gzip'd as is)
@@ -56,16 +57,65 @@ fx_layers() {
 	local layout=$1 tag=$2 work
 	fx_base "$layout" "$tag"
 	work=$(mktemp -d /tmp/bt-fx.XXXXXX)
-	mkdir -p "$work/data/dir"
-	echo a >"$work/data/a"
-	echo b >"$work/data/b"
-	echo x >"$work/data/dir/x"
-	umoci insert --image "$layout:$tag" "$work/data" /data >/dev/null
-	umoci insert --image "$layout:$tag" --whiteout /data/a >/dev/null
-	mkdir -p "$work/newdir"
-	echo y >"$work/newdir/y"
-	umoci insert --image "$layout:$tag" --opaque "$work/newdir" /data/dir >/dev/null
+	# (umoci insert writes layers without tar's end blocks: layers are made here)
+	python3 - "$work" <<-'PY'
+	import io, sys, tarfile
+	def tar(path, entries):
+	    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+	        for name, data in entries:
+	            i = tarfile.TarInfo(name)
+	            i.mtime = 1700000000
+	            if data is None:
+	                i.type, i.mode = tarfile.DIRTYPE, 0o755
+	                t.addfile(i)
+	            else:
+	                i.size, i.mode = len(data), 0o644
+	                t.addfile(i, io.BytesIO(data))
+	w = sys.argv[1]
+	tar(w + "/add.tar", [("data", None), ("data/a", b"a\n"), ("data/b", b"b\n"),
+	                     ("data/dir", None), ("data/dir/x", b"x\n")])
+	tar(w + "/wh.tar", [("data", None), ("data/.wh.a", b"")])
+	tar(w + "/opq.tar", [("data", None), ("data/dir", None), ("data/dir/.wh..wh..opq", b""),
+	                     ("data/dir/y", b"y\n")])
+	PY
+	fx_append_tar "$layout" "$tag" "$work/add.tar"
+	fx_append_tar "$layout" "$tag" "$work/wh.tar"
+	fx_append_tar "$layout" "$tag" "$work/opq.tar"
 	rm -rf "$work"
+}
+
+# Appends TARFILE (gzip'd) as a layer of image TAG, rewriting its config and manifest.
+fx_append_tar() {
+	python3 - "$@" <<-'PY'
+	import gzip, hashlib, json, os, sys
+	layout, tag, tarfile = sys.argv[1:4]
+	def put(data):
+	    d = hashlib.sha256(data).hexdigest()
+	    with open(os.path.join(layout, "blobs/sha256", d), "wb") as f:
+	        f.write(data)
+	    return "sha256:" + d
+	def get(digest):
+	    with open(os.path.join(layout, "blobs/sha256", digest.split(":")[1]), "rb") as f:
+	        return f.read()
+	raw = open(tarfile, "rb").read()
+	gz = gzip.compress(raw, mtime=0)
+	index = json.load(open(os.path.join(layout, "index.json")))
+	desc = [m for m in index["manifests"]
+	        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][0]
+	man = json.loads(get(desc["digest"]))
+	cfg = json.loads(get(man["config"]["digest"]))
+	cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(raw).hexdigest())
+	cfg.setdefault("history", []).append({"created_by": "fx_append_tar", "created": "2023-11-14T22:13:20Z"})
+	cb = json.dumps(cfg, separators=(",", ":")).encode()
+	man["config"]["digest"], man["config"]["size"] = put(cb), len(cb)
+	man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+	                      "digest": put(gz), "size": len(gz)})
+	mb = json.dumps(man, separators=(",", ":")).encode()
+	desc["digest"], desc["size"] = put(mb), len(mb)
+	with open(os.path.join(layout, "index.json.new"), "w") as f:
+	    json.dump(index, f)
+	os.rename(os.path.join(layout, "index.json.new"), os.path.join(layout, "index.json"))
+	PY
 }
 
 fx_zstd() {
