@@ -16,18 +16,65 @@
 #include "bt_log.h"
 #include "bt_mount.h"
 #include "bt_util.h"
+#include "bt_toml.h"
 #include "image_apply.h"
+#include "image_registry.h"
+
+/* berth's own registry credentials: [images.auths."host"] username, password. */
+static img_cred *config_creds(const bt_config *cfg, size_t *n)
+{
+	const bt_toml *images = cfg->doc ? bt_toml_get(cfg->doc, "images") : NULL;
+	const bt_toml *auths = images && bt_toml_kind(images) == BT_TOML_TABLE ? bt_toml_get(images, "auths") : NULL;
+	img_cred *v = NULL;
+
+	*n = 0;
+	for (size_t i = 0; auths && bt_toml_kind(auths) == BT_TOML_TABLE && i < bt_toml_len(auths); i++) {
+		const bt_toml *t = bt_toml_at(auths, i);
+		if (bt_toml_kind(t) != BT_TOML_TABLE)
+			continue;
+		const bt_toml *u = bt_toml_get(t, "username"), *p = bt_toml_get(t, "password");
+		v = bt_xrealloc(v, (*n + 1) * sizeof(*v));
+		memset(&v[*n], 0, sizeof(v[*n]));
+		v[*n].host = bt_xstrdup(bt_toml_key_at(auths, i));
+		v[*n].username = bt_xstrdup(u && bt_toml_str(u) ? bt_toml_str(u) : "");
+		v[*n].password = bt_xstrdup(p && bt_toml_str(p) ? bt_toml_str(p) : "");
+		(*n)++;
+	}
+	return v;
+}
 
 int image_env_init(image_env *env, const bt_config *cfg, const char *state_dir, bt_err *e)
 {
+	size_t ncreds;
+	img_cred *creds;
+
 	memset(env, 0, sizeof(*env));
 	env->cfg = cfg;
+	creds = config_creds(cfg, &ncreds);
+	img_registry_opts ro = {
+		.hosts_dir = bt_config_str(cfg, "images.hosts_dir"),
+		.docker_config = *bt_config_str(cfg, "images.docker_config") ? bt_config_str(cfg, "images.docker_config")
+									   : NULL,
+		.creds = creds,
+		.n_creds = ncreds,
+	};
+	env->registry = img_registry_new(&ro, e);
+	for (size_t i = 0; i < ncreds; i++) {
+		free(creds[i].host);
+		free(creds[i].username);
+		free(creds[i].password);
+	}
+	free(creds);
+	if (!env->registry)
+		return -1;
 	env->content_addr = bt_config_service_address(cfg, "content");
 	env->mnt_dir = bt_xasprintf("%s/images/mnt", cfg->run);
 	env->journal_dir = bt_xasprintf("%s/tmp", state_dir);
+	env->spool_dir = bt_xasprintf("%s/spool", state_dir);
 	env->unpacks = xonce_new();
 	env->fetches = xonce_new();
-	if (bt_mkdir_p(env->mnt_dir, 0700, e) < 0 || bt_mkdir_p(env->journal_dir, 0700, e) < 0) {
+	if (bt_mkdir_p(env->mnt_dir, 0700, e) < 0 || bt_mkdir_p(env->journal_dir, 0700, e) < 0 ||
+	    bt_rm_rf(env->spool_dir, e) < 0 || bt_mkdir_p(env->spool_dir, 0700, e) < 0) {
 		image_env_clear(env);
 		return -1;
 	}
@@ -39,8 +86,10 @@ void image_env_clear(image_env *env)
 	free(env->content_addr);
 	free(env->mnt_dir);
 	free(env->journal_dir);
+	free(env->spool_dir);
 	xonce_free(&env->unpacks);
 	xonce_free(&env->fetches);
+	img_registry_free(&env->registry);
 	memset(env, 0, sizeof(*env));
 }
 

@@ -26,8 +26,10 @@ typedef struct image_env {
 	char *content_addr; /* berth-contentd's socket */
 	char *mnt_dir;      /* $RUN/images/mnt: where layers are mounted while applied */
 	char *journal_dir;  /* $ROOT/images/tmp: temporary snapshots in use */
+	char *spool_dir;    /* $ROOT/images/spool: blobs on their way to a registry */
 	xonce *unpacks;     /* one unpack per snapshotter/namespace/chain */
 	xonce *fetches;     /* one download per namespace/digest */
+	struct img_registry *registry; /* the daemon's HTTP transfers */
 } image_env;
 
 int image_env_init(image_env *env, const bt_config *cfg, const char *state_dir, bt_err *e);
