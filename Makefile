@@ -90,7 +90,7 @@ $(LIBCLI): $(CLI_OBJ)
 # --- daemons and CLIs -----------------------------------------------------------
 # A daemon directory holds <prefix>_*.c, main.c and <prefix>_debug.c (its debug CLI).
 # svclib: the directory's logic as a library (unit tests link it);
-# daemon: that library plus main.c.
+# daemon: that library plus main.c (and $(4), further libraries it needs).
 define svclib
 $(1)_LIB_SRC := $$(filter-out $(2)/main.c $(2)/%_debug.c,$$(sort $$(wildcard $(2)/*.c)))
 $(1)_LIB_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_LIB_SRC))
@@ -102,7 +102,7 @@ endef
 
 define daemon
 $(call svclib,$(1),$(2))
-$(BIN)/$(3): $(OBJ)/$(2)/main.o $(LIB)/lib$(1).a $(LIBCOMMON)
+$(BIN)/$(3): $(OBJ)/$(2)/main.o $(LIB)/lib$(1).a $(4) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) -o $$@ $$^ $(ALL_LDFLAGS) $(LIBS)
 DAEMON_BINS += $(BIN)/$(3)
@@ -111,8 +111,8 @@ endef
 $(eval $(call daemon,content,content-svc,berth-contentd))
 $(eval $(call daemon,snapshot,snapshot-svc,berth-snapshotd))
 $(eval $(call daemon,gateway,gateway,berth-gatewayd))
-# the image service's parts, until its daemon is wired
-$(if $(wildcard image-svc/main.c),$(eval $(call daemon,image,image-svc,berth-imaged)),$(if $(wildcard image-svc/*.c),$(eval $(call svclib,image,image-svc))))
+# the image service talks to content and snapshots as a client of libberth
+$(eval $(call daemon,image,image-svc,berth-imaged,$(LIBBERTH_A)))
 
 $(BIN)/berth: $(OBJ)/cli/main.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
 	@mkdir -p $(BIN)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "berth/content/v1/content.pb-c.h"
+#include "berth/images/v1/images.pb-c.h"
 #include "berth/snapshots/v1/snapshots.pb-c.h"
 #include "berth/system/v1/system.pb-c.h"
 #include "bt_config.h"
@@ -28,6 +29,7 @@ static const struct {
 	const ProtobufCServiceDescriptor *desc;
 } backends[] = {
 	{ "content", &berth__content__v1__content__descriptor },
+	{ "images", &berth__images__v1__images__descriptor },
 };
 
 static void *local_main(void *arg)
