@@ -23,7 +23,7 @@ CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
 # Sources every harness may need: common/, the generated protobuf code, and
 # the service files holding decoders of untrusted bytes.
-SRCS="common/*.c $BUILD/gen/berth/*/v1/*.pb-c.c content-svc/content_rpc.c content-svc/content_store.c image-svc/image_ref.c image-svc/image_apply.c image-svc/image_decompress.c -larchive -lisal -lzstd"
+SRCS="common/*.c $BUILD/gen/berth/*/v1/*.pb-c.c content-svc/content_rpc.c content-svc/content_store.c image-svc/image_apply.c image-svc/image_decompress.c -larchive -lisal -lzstd"
 
 if [ $# -eq 0 ]; then
 	set -- $(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_||; s|\.c$||')
