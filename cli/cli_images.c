@@ -569,6 +569,95 @@ static int images_export(cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static int64_t read_fd(void *arg, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(*(int *)arg, buf, len);
+		if (n >= 0 || errno != EINTR)
+			return n;
+	}
+}
+
+static int images_import(cli_ctx *ctx, int argc, char **argv)
+{
+	xfer_args a = { .ctx = ctx };
+	static const int map[] = { O_BASE, O_PLATFORM, O_ALL, O_SNAP, O_NOUNPACK, O_LABEL };
+	cli_opt opts[] = { xfer_opts[O_BASE],	  xfer_opts[O_PLATFORM], xfer_opts[O_ALL],
+			   xfer_opts[O_SNAP],	  xfer_opts[O_NOUNPACK], xfer_opts[O_LABEL],
+			   { NULL, 0, NULL, NULL } };
+	opt_map m = { &a, map };
+	berth_image *imgs = NULL;
+	size_t n = 0;
+	berth_error err;
+	int fd, rc = 0;
+	int first = cli_parse(ctx, "images import", "[OPTIONS] IN",
+			      "Import images from an OCI layout archive or a `docker save` archive (IN \"-\": standard "
+			      "input), and unpack them.",
+			      opts, argc, argv, mapped_opt, &m);
+	if (first < 0) {
+		xfer_args_clear(&a);
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	}
+	if (argc - first != 1) {
+		xfer_args_clear(&a);
+		return cli_usage_error(ctx, "images import", "expected one IN");
+	}
+	const char *in = argv[first];
+	fd = strcmp(in, "-") ? open(in, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0) {
+		rc = cli_errorf(ctx, "open %s: %s", in, strerror(errno));
+		xfer_args_clear(&a);
+		return rc;
+	}
+	berth_client *c = cli_client(ctx);
+	if (!c) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		xfer_args_clear(&a);
+		return CLI_EXIT_FAIL;
+	}
+	cli_progress *p = cli_progress_new(stdout);
+	berth_import_opts o = {
+		.source = read_fd,
+		.arg = &fd,
+		.base_name = a.base_name,
+		.platform = a.platform,
+		.all_platforms = a.all_platforms,
+		.labels = a.labels,
+		.n_labels = a.n_labels,
+		.progress = cli_progress_update,
+		.progress_arg = p,
+	};
+	if (berth_image_import(c, NULL, &o, &imgs, &n, &err) < 0) {
+		cli_progress_free(&p);
+		rc = cli_fail(ctx, &err);
+		goto out;
+	}
+	cli_progress_free(&p);
+	for (size_t i = 0; i < n; i++) {
+		char chain[72];
+		printf("imported %s: %s\n", imgs[i].name, imgs[i].target.digest);
+		if (a.no_unpack)
+			continue;
+		/* names that share a target share its unpacked chain: unpacking again finds it */
+		p = cli_progress_new(stdout);
+		int r = berth_image_unpack(c, NULL, imgs[i].name, a.all_platforms ? NULL : a.platform, a.snapshotter,
+					   cli_progress_update, p, chain, &err);
+		cli_progress_free(&p);
+		if (r < 0) {
+			rc = cli_fail(ctx, &err);
+			goto out;
+		}
+		printf("unpacked %s: %s\n", imgs[i].name, chain);
+	}
+out:
+	berth_images_free(imgs, n);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	xfer_args_clear(&a);
+	return rc;
+}
+
 static int images_unpack(cli_ctx *ctx, int argc, char **argv)
 {
 	xfer_args a = { .ctx = ctx };
@@ -605,6 +694,7 @@ const cli_cmd cli_images_cmds[] = {
 	{ "tag", images_tag, NULL, "Give an image more names", NULL, { 0 } },
 	{ "label", images_label, NULL, "Set or remove labels of an image", NULL, { 0 } },
 	{ "export", images_export, NULL, "Write images as an OCI archive", NULL, { 0 } },
+	{ "import", images_import, NULL, "Read images from an OCI or docker save archive", NULL, { 0 } },
 	{ "unpack", images_unpack, NULL, "Unpack an image into a snapshotter", NULL, { 0 } },
 	{ NULL, NULL, NULL, NULL, NULL, { 0 } },
 };

@@ -386,6 +386,25 @@ typedef struct berth_export_opts {
  * streaming blobs from the content store. */
 int berth_image_export(berth_client *c, const char *ns, const berth_export_opts *o, berth_error *err);
 
+typedef struct berth_import_opts {
+	berth_source_fn source;   /* the archive (tar, or tar compressed with gzip, zstd or xz), in order */
+	void *arg;
+	const char *base_name;    /* names images the archive names only by a tag, or not at all */
+	const char *platform;     /* the platform that must be complete (NULL: the host's) … */
+	bool all_platforms;       /* … or every platform of an index */
+	const berth_label *labels; /* set on every image */
+	size_t n_labels;
+	berth_progress_fn_t progress; /* one entry per blob as it is stored (may be NULL) */
+	void *progress_arg;
+} berth_import_opts;
+
+/* Reads an OCI layout archive or a `docker save` archive as a stream: blobs go
+ * into the content store as they pass; once all of it is read and every image
+ * is complete, the images are created (or re-pointed, when the name exists).
+ * out gets the records (free with berth_images_free). */
+int berth_image_import(berth_client *c, const char *ns, const berth_import_opts *o, berth_image **out,
+		       size_t *n_out, berth_error *err);
+
 /* Unpacks a stored image into a snapshotter; chain_out gets the top chain ID. */
 int berth_image_unpack(berth_client *c, const char *ns, const char *name, const char *platform,
 		       const char *snapshotter, berth_progress_fn_t progress, void *arg, char chain_out[72],
