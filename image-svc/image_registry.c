@@ -171,6 +171,8 @@ struct img_xfer {
 	int64_t send_base, send_pos, send_end; /* upload: the range of the blob this request sends */
 	char *upload_url;
 	bool paused;
+	bool stalled;                   /* cut by on_progress: nothing moved for low_time */
+	int64_t moved, moved_ms;        /* bytes moved by this request and when that last changed */
 	bool aborted;
 	bt_err abort_err;
 
@@ -810,6 +812,13 @@ static void x_retry(img_xfer *x, const bt_err *err)
 		timer_add(x, backoff_ms(x));
 		return;
 	}
+	if (x->attempts > 0) {
+		/* the final word on this endpoint: say that it was not for lack of trying */
+		bt_err last = *err;
+		bt_err_set(&last, err->code, "%s (%d attempts)", err->msg, x->attempts + 1);
+		x_next_endpoint(x, &last);
+		return;
+	}
 	x_next_endpoint(x, err);
 }
 
@@ -866,7 +875,10 @@ static size_t on_header(char *b, size_t sz, size_t n, void *ud)
 	else if (IS("www-authenticate")) {
 		/* several headers are several challenges: keep them all */
 		if (x->r.www_auth) {
-			char *j = bt_xasprintf("%s, %.*s", x->r.www_auth, (int)vl, v);
+			char *j;
+			if (strlen(x->r.www_auth) + vl > HDR_VAL_MAX)
+				return len; /* bounded like every header: the first challenges are kept */
+			j = bt_xasprintf("%s, %.*s", x->r.www_auth, (int)vl, v);
 			free(x->r.www_auth);
 			x->r.www_auth = j;
 			return len;
@@ -900,6 +912,28 @@ static size_t abort_with(img_xfer *x, int code, const char *fmt, ...)
 	x_err(x, &x->abort_err, code, "%s", msg);
 	x->aborted = true;
 	return 0;
+}
+
+/* Cuts a request on which nothing has moved, either way, for low_time seconds while it was not paused.
+ * curl's own low-speed check (also set) averages over its last five seconds, so after a burst a
+ * dead connection would go unnoticed for that much longer; this catches the silence itself. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	img_xfer *x = ud;
+	int64_t now = bt_mono_ms(), moved = (int64_t)dlnow + (int64_t)ulnow;
+
+	(void)dltotal;
+	(void)ultotal;
+	if (moved != x->moved || x->paused) {
+		x->moved = moved;
+		x->moved_ms = now;
+		return 0;
+	}
+	if (now - x->moved_ms < x->reg->low_time * 1000)
+		return 0;
+	snprintf(x->errbuf, sizeof(x->errbuf), "nothing received for %ld s (stalled)", x->reg->low_time);
+	x->stalled = true;
+	return 1;
 }
 
 /* "bytes START-END/TOTAL" → start and total (-1 for '*'). */
@@ -1233,6 +1267,9 @@ static void x_issue(img_xfer *x)
 	x->sink = SINK_UNSET;
 	x->aborted = false;
 	x->paused = false;
+	x->stalled = false;
+	x->moved = 0;
+	x->moved_ms = bt_mono_ms();
 	x->errbuf[0] = '\0';
 
 	if (x_authorize(x) > 0)
@@ -1252,6 +1289,9 @@ static void x_issue(img_xfer *x)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, r->low_limit);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, r->low_time);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 	if (small)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->request_ms);
 	curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
@@ -1414,12 +1454,35 @@ static void token_done(img_xfer *tx, const bt_err *err)
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
+/* The standard reason phrase of the statuses a registry answers with ("" for others): the server's
+ * own phrase is not kept (HTTP/2 has none). */
+static const char *status_text(long st)
+{
+	static const struct {
+		long st;
+		const char *text;
+	} t[] = {
+		{ 400, " Bad Request" },        { 401, " Unauthorized" },          { 403, " Forbidden" },
+		{ 404, " Not Found" },          { 405, " Method Not Allowed" },    { 408, " Request Timeout" },
+		{ 409, " Conflict" },           { 413, " Payload Too Large" },     { 416, " Range Not Satisfiable" },
+		{ 429, " Too Many Requests" },  { 500, " Internal Server Error" }, { 501, " Not Implemented" },
+		{ 502, " Bad Gateway" },        { 503, " Service Unavailable" },   { 504, " Gateway Timeout" },
+	};
+
+	for (size_t i = 0; i < BT_ARRAY_LEN(t); i++)
+		if (t[i].st == st)
+			return t[i].text;
+	return "";
+}
+
+/* "HTTP 500 Internal Server Error (the registry's own words)"; a HEAD's answer has no body, so no words. */
 static void status_err(img_xfer *x, bt_err *err)
 {
 	char rm[512];
 
 	registry_message(&x->body, rm, sizeof(rm));
-	x_err(x, err, img_http_code(x->r.status), "HTTP %ld%s%s%s", x->r.status, rm[0] ? " (" : "", rm, rm[0] ? ")" : "");
+	x_err(x, err, img_http_code(x->r.status), "HTTP %ld%s%s%s%s", x->r.status, status_text(x->r.status),
+	      rm[0] ? " (" : "", rm, rm[0] ? ")" : "");
 }
 
 static void content_type_of(const img_xfer *x, char out[IMG_MEDIA_TYPE_MAX])
@@ -1732,6 +1795,8 @@ static void x_complete(img_xfer *x, CURLcode rc)
 			x_finish(x, &x->abort_err);
 		return;
 	}
+	if (rc == CURLE_ABORTED_BY_CALLBACK && x->stalled)
+		rc = CURLE_OPERATION_TIMEDOUT; /* on_progress: like curl's own low-speed cut */
 	if (rc != CURLE_OK) {
 		if (rc == CURLE_SSL_CONNECT_ERROR && !x->abs_url && x->repo->hosts.v[x->ep].http_fallback &&
 		    !x->repo->use_http[x->ep]) {
@@ -1910,6 +1975,7 @@ static void run_cmd(img_registry *r, struct cmd *c)
 	case CMD_RESUME:
 		if (x->state == XS_RUNNING && x->paused && x->h) {
 			x->paused = false;
+			x->moved_ms = bt_mono_ms(); /* a pause is not a stall */
 			curl_easy_pause(x->h, CURLPAUSE_CONT);
 		}
 		break;
