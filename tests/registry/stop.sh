@@ -10,14 +10,17 @@ dir=$1
 dir=$(cd "$dir" && pwd)
 if [ -f "$dir/pid" ]; then
 	pid=$(cat "$dir/pid")
-	# only the registry this directory started (its command line names our config)
-	if grep -qsF "$dir/config.yml" "/proc/$pid/cmdline"; then
+	# only the registry this directory started (its command line names our config).  It is
+	# not our child: once it has exited it may stay a zombie until init reaps it, and a
+	# zombie's command line is empty, so "ours and alive" is the same test.
+	ours() { grep -qsF "$dir/config.yml" "/proc/$pid/cmdline"; }
+	if ours; then
 		kill "$pid" 2>/dev/null
 		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
+			ours || break
 			sleep 0.1
 		done
-		kill -9 "$pid" 2>/dev/null
+		! ours || kill -9 "$pid" 2>/dev/null
 	fi
 	rm -f "$dir/pid"
 fi
