@@ -638,19 +638,21 @@ int img_creds_load_docker(img_creds *c, const char *path, bt_err *e)
 		const char *pass = json_string_value(json_object_get(v, "password"));
 		const char *idt = json_string_value(json_object_get(v, "identitytoken"));
 		_cleanup_free_ char *dec = NULL;
+		size_t dl = 0;
 
 		if (!json_is_object(v))
 			continue;
 		if (auth && *auth) {
-			size_t dl;
 			char *colon;
 			dec = base64_decode(auth, &dl);
 			if (!dec || !(colon = memchr(dec, ':', dl)) || memchr(dec, '\0', dl)) {
 				if (dec)
 					explicit_bzero(dec, dl);
+				/* the message before the decref: key lives in root */
+				bt_err_set(e, BT_INVALID_ARGUMENT, "%s: auths.\"%.100s\".auth is not base64 of user:password",
+					   path, key);
 				json_decref(root);
-				return bt_err_set(e, BT_INVALID_ARGUMENT, "%s: auths.\"%.100s\".auth is not base64 of user:password",
-						  path, key);
+				return -1;
 			}
 			*colon = '\0';
 			user = dec;
@@ -659,7 +661,7 @@ int img_creds_load_docker(img_creds *c, const char *path, bt_err *e)
 		if ((user && *user) || (idt && *idt))
 			img_creds_add(c, key, user, pass, idt);
 		if (dec)
-			explicit_bzero(dec, strlen(dec) + (pass ? strlen(pass) + 1 : 0));
+			explicit_bzero(dec, dl);
 	}
 	json_decref(root);
 	return 0;
