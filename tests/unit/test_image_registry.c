@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -97,7 +98,9 @@ static void write_file(const char *path, const char *text)
 
 static struct {
 	const char *skip;           /* why registry tests skip, or NULL */
-	char tmp[64];
+	char tmp[64];               /* everything the tests make on disk, registries included */
+	int guard_fd;               /* write end of the guard's pipe (see start_guard) */
+	pid_t guard;
 	char src[256];              /* tests/registry, absolute */
 	int pa, pb, pc, pd;         /* plain, basic auth, TLS, TLS + client certs */
 	char dig_oci[80], dig_docker[80], dig_index[80];
@@ -127,6 +130,37 @@ static char *manifest_digest(int port, const char *repo, const char *scheme_opts
 		      scheme_opts, port, repo);
 }
 
+/* A child that outlives this process if it dies before group_teardown (an ASan abort, a kill):
+ * when the pipe's write end closes it stops the registries and removes g.tmp.  It has its own
+ * session, so a ^C to the test does not take it along. */
+static int start_guard(void)
+{
+	int fds[2];
+	char buf[1];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	g.guard = fork();
+	if (g.guard < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (g.guard == 0) {
+		close(fds[1]);
+		setsid();
+		while (read(fds[0], buf, 1) != 0 && errno == EINTR)
+			;
+		_cleanup_free_ char *cmd = bt_xasprintf("for r in a b c d; do [ ! -d %s/$r ] || %s/stop.sh %s/$r; done; rm -rf %s",
+							g.tmp, g.src, g.tmp, g.tmp);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	g.guard_fd = fds[1];
+	return 0;
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -134,6 +168,9 @@ static int group_setup(void **state)
 	const char *tools[] = { "docker-registry", "skopeo", "umoci", "jq", "openssl", "curl", "sha256sum", "python3" };
 
 	snprintf(g.src, sizeof(g.src), "%s/tests/registry", cwd);
+	snprintf(g.tmp, sizeof(g.tmp), "/tmp/berth-registry-XXXXXX");
+	if (!mkdtemp(g.tmp) || start_guard() < 0)
+		return -1;
 	if (geteuid() != 0) {
 		g.skip = "not root (umoci needs root to build the test image)";
 		return 0;
@@ -149,9 +186,6 @@ static int group_setup(void **state)
 		g.skip = access(g.src, F_OK) ? "run from the repository root" : "busybox-static is not installed";
 		return 0;
 	}
-	snprintf(g.tmp, sizeof(g.tmp), "/tmp/berth-registry-XXXXXX");
-	if (!mkdtemp(g.tmp))
-		return -1;
 	g.pa = start_registry("a", "");
 	g.pb = start_registry("b", "--htpasswd berth:s3cret");
 	g.pc = start_registry("c", "--tls");
@@ -207,6 +241,9 @@ static int group_teardown(void **state)
 		_cleanup_free_ char *o = sh_out("%s/stop.sh %s", g.src, dir);
 	}
 	_cleanup_free_ char *o = sh_out("rm -rf %s", g.tmp);
+	/* the guard finds nothing left to do */
+	close(g.guard_fd);
+	waitpid(g.guard, NULL, 0);
 	return 0;
 }
 
@@ -236,7 +273,7 @@ static char *stored_blob(const char *reg, const char *digest, size_t *len)
 /* A fresh, empty configuration root. */
 static const char *new_hosts_dir(void)
 {
-	snprintf(g.hosts, sizeof(g.hosts), "%s/hosts%d", g.tmp[0] ? g.tmp : "/tmp", g.hosts_n++);
+	snprintf(g.hosts, sizeof(g.hosts), "%s/hosts%d", g.tmp, g.hosts_n++);
 	_cleanup_free_ char *o = sh_out("rm -rf %s && mkdir -p %s", g.hosts, g.hosts);
 	return g.hosts;
 }
@@ -829,11 +866,10 @@ static void test_hosts_defaults(void **state)
 static void test_hosts_toml(void **state)
 {
 	(void)state;
-	char root[] = "/tmp/berth-hosts-XXXXXX";
+	const char *root = new_hosts_dir();
 	img_hosts h;
 	bt_err e;
 
-	assert_non_null(mkdtemp(root));
 	hosts_file(root, "reg.example:5000",
 		   "server = \"https://reg.example:5000\"\n"
 		   "ca = \"root.pem\"\n"
@@ -943,18 +979,16 @@ static void test_hosts_toml(void **state)
 		assert_int_equal(e.code, BT_INVALID_ARGUMENT);
 		assert_non_null(strstr(e.msg, "bad.example/hosts.toml"));
 	}
-	_cleanup_free_ char *rm = sh_out("rm -rf %s", root);
 }
 
 static void test_creds(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/berth-creds-XXXXXX";
+	const char *dir = new_hosts_dir();
 	img_creds c = { 0 };
 	const img_cred *f;
 	bt_err e;
 
-	assert_non_null(mkdtemp(dir));
 	_cleanup_free_ char *path = bt_xasprintf("%s/config.json", dir);
 	_cleanup_free_ char *a1 = img_base64("hub:pw1", 7);
 	_cleanup_free_ char *a2 = img_base64("me:with:colon", 13);
@@ -1007,7 +1041,6 @@ static void test_creds(void **state)
 	assert_string_equal(k2, "reg:5000");
 	_cleanup_free_ char *b = img_basic_auth("Aladdin", "open sesame");
 	assert_string_equal(b, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
-	_cleanup_free_ char *rm = sh_out("rm -rf %s", dir);
 }
 
 static void test_challenge(void **state)
