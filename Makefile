@@ -114,7 +114,26 @@ $(eval $(call daemon,gateway,gateway,berth-gatewayd))
 # the image service talks to content and snapshots as a client of libberth
 $(eval $(call daemon,image,image-svc,berth-imaged,$(LIBBERTH_A)))
 
+# berth-shim runs once per container: it links libc, protobuf-c and the few
+# common/ objects it uses, never libzmq, sqlite or openssl (see docs/tasks.md).
+$(eval $(call svclib,shim,shim))
+SHIM_COMMON := $(addprefix $(OBJ)/common/,bt_err.o bt_util.o bt_ident.o bt_seqrpc.o bt_shimstate.o) \
+	$(OBJ)/gen/berth/rpc/v1/rpc.pb-c.o $(OBJ)/gen/berth/shim/v1/shim.pb-c.o
+SHIM_LIBS := $(LDFLAGS) $(SANITIZE) -Wl,--as-needed $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
+
+$(BIN)/berth-shim: $(OBJ)/shim/main.o $(LIB)/libshim.a $(SHIM_COMMON)
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(SHIM_LIBS)
+
+$(BIN)/berth-shim-ctl: $(OBJ)/shim/shim_debug.o $(SHIM_COMMON)
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(SHIM_LIBS)
+
 $(BIN)/berth: $(OBJ)/cli/main.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
+$(BIN)/berth-image: $(OBJ)/image-svc/image_debug.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
@@ -130,7 +149,8 @@ $(BIN)/berth-dev: deploy/dev/berth-dev
 	@mkdir -p $(BIN)
 	install -m 0755 $< $@
 
-BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-snapshot $(BIN)/berth-dev
+BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-snapshot $(BIN)/berth-image $(BIN)/berth-dev
+BINS += $(BIN)/berth-shim $(BIN)/berth-shim-ctl
 
 all: $(BINS) $(LIBBERTH_SO) $(LIBBERTH_A) tests-build
 .DEFAULT_GOAL := all
@@ -208,7 +228,7 @@ DEB_BUILD := build-essential clang pkg-config protobuf-c-compiler libprotobuf-c-
 	libsystemd-dev libjansson-dev libisal-dev libzstd-dev libcmocka-dev libclang-rt-14-dev
 DEB_TEST  := bats bats-assert bats-support runc crun containerd docker-registry skopeo umoci \
 	busybox-static iproute2 util-linux procps psmisc tmux bsdextrautils debootstrap systemd \
-	hyperfine curl sqlite3 jq python3 apache2-utils
+	hyperfine curl sqlite3 jq python3 apache2-utils isal
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_BUILD) $(DEB_TEST) 2>/dev/null \
 		| awk '$$1 != "ii" {print $$2}'; \

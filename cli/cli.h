@@ -106,6 +106,7 @@ extern const cli_cmd cli_content_cmds[];
 extern const cli_cmd cli_config_cmds[];
 int cli_content(cli_ctx *ctx, int argc, char **argv);
 extern const cli_cmd cli_images_cmds[];
+int cli_images(cli_ctx *ctx, int argc, char **argv);
 
 /* Transfer progress for a terminal (bars) or a log (lines). */
 typedef struct cli_progress cli_progress;

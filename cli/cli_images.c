@@ -329,9 +329,15 @@ static int images_check(cli_ctx *ctx, int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		berth_image_report r;
 		char status[64], size[64], s1[32], s2[32], chain[72] = "";
-		if (berth_image_inspect(c, NULL, &v[i], a.platform, &r, &err) < 0)
+		bool failed = berth_image_inspect(c, NULL, &v[i], a.platform, &r, &err) < 0;
+		if (failed) {
 			memset(&r, 0, sizeof(r));
-		if (r.complete)
+			fprintf(stderr, "%s: %s: %s\n", ctx->prog, v[i].name, err.message);
+			rc = CLI_EXIT_FAIL;
+		}
+		if (failed)
+			snprintf(status, sizeof(status), "unknown");
+		else if (r.complete)
 			snprintf(status, sizeof(status), "complete (%d/%d)", r.present, r.blobs);
 		else
 			snprintf(status, sizeof(status), "incomplete (%d/%d)", r.present, r.blobs);
@@ -698,3 +704,9 @@ const cli_cmd cli_images_cmds[] = {
 	{ "unpack", images_unpack, NULL, "Unpack an image into a snapshotter", NULL, { 0 } },
 	{ NULL, NULL, NULL, NULL, NULL, { 0 } },
 };
+
+int cli_images(cli_ctx *ctx, int argc, char **argv)
+{
+	/* a debug CLI is the group itself: its usage lines name no group */
+	return cli_dispatch(ctx, cli_images_cmds, strcmp(ctx->prog, "berth") ? "" : "images", argc - 1, argv + 1);
+}

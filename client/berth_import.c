@@ -232,7 +232,8 @@ static int ingest_entry(importer *x, member *m, const char *expected)
 		.arg = &s,
 		.retry_ms = -1, /* the archive cannot be rewound */
 	};
-	report(x, "blob", m, "importing", 0);
+	if (expected) /* otherwise its digest is known only once stored */
+		report(x, "blob", m, "importing", 0);
 	if (berth_content_ingest(x->c, x->ns, &io, digest, &err) < 0) {
 		if (x->err.code)
 			return -1;
@@ -501,6 +502,7 @@ static int docker_image(importer *x, json_t *e, size_t idx)
 {
 	json_t *layers = json_object_get(e, "Layers"), *tags = json_object_get(e, "RepoTags");
 	const member *cfg = need_member(x, "Config", json_object_get(e, "Config"));
+	_cleanup_free_ char *rnd = NULL, *ref = NULL;
 	json_t *man, *ls;
 	berth_error err;
 	char digest[72];
@@ -528,8 +530,8 @@ static int docker_image(importer *x, json_t *e, size_t idx)
 	ls = NULL;
 	char *s = json_dumps(man, JSON_COMPACT);
 	bt_buf doc = { .data = s, .len = strlen(s) }, cursor = doc;
-	_cleanup_free_ char *rnd = bt_random_hex(8);
-	_cleanup_free_ char *ref = bt_xasprintf("import-manifest-%s", rnd);
+	rnd = bt_random_hex(8);
+	ref = bt_xasprintf("import-manifest-%s", rnd);
 	berth_ingest_opts io = { .ref = ref, .expected_size = (int64_t)doc.len, .source = doc_source, .arg = &cursor };
 	if (berth_content_ingest(x->c, x->ns, &io, digest, &err) < 0) {
 		bt_err_set(&x->err, err.code, "import: manifest of manifest.json entry %zu: %s", idx, err.message);

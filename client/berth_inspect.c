@@ -21,7 +21,8 @@ typedef struct walker {
 	const char *ns;
 	bt_oci_platform want;
 	berth_image_report *r;
-	bt_err err;
+	bt_err err;  /* a document that does not parse: the image reads as incomplete */
+	bt_err fail; /* the content store could not be asked: the report would be false */
 } walker;
 
 static int collect(void *arg, const void *data, size_t len)
@@ -47,6 +48,9 @@ static bool count_blob(walker *w, const char *digest, int64_t size)
 		w->r->present_size += size;
 		return true;
 	}
+	/* missing is an answer; a store that cannot be asked is an error */
+	if (err.code != BERTH_NOT_FOUND && !w->fail.code)
+		bt_err_set(&w->fail, err.code, "content %s: %s", digest, err.message);
 	return false;
 }
 
@@ -129,6 +133,10 @@ int berth_image_inspect(berth_client *c, const char *ns, const berth_image *img,
 	out->complete = out->blobs > 0 && out->present == out->blobs;
 	bt_oci_desc_clear(&root);
 	bt_oci_platform_clear(&w.want);
+	if (w.fail.code) {
+		berth_image_report_clear(out);
+		return berth_fail(err, &w.fail);
+	}
 	return 0;
 }
 
