@@ -38,7 +38,11 @@
  *     exponential backoff (retry_base_ms doubled, capped, with jitter),
  *     honouring Retry-After (seconds or an HTTP date, capped by
  *     max_retry_after_s), at most max_retries times per endpoint; on a
- *     mirror, the next endpoint is tried at once instead.
+ *     mirror, the next endpoint is tried at once instead.  A blob whose
+ *     connection broke after some progress resumes at once with a Range
+ *     request.  The final error names the status ("HTTP 503 Service
+ *     Unavailable (the registry's message) (5 attempts)"); the answer to a
+ *     HEAD has no body, so no registry message.
  *   - a TLS handshake failure on an endpoint with http_fallback retries it
  *     over plain HTTP (localhost registries, http:// with TLS settings).
  *   - every response is bounded: manifests and indexes 4 MiB, configs
@@ -84,7 +88,8 @@ typedef struct img_registry_opts {
 	int max_total_connections;      /* 0: 64 */
 	int connect_timeout_ms;         /* 0: 10000 (a hosts.toml dial_timeout wins) */
 	int low_speed_limit;            /* bytes/s below which ... 0: 1024 */
-	int low_speed_time_s;           /* ... for this long a transfer is cut (and resumed); 0: 30 */
+	int low_speed_time_s;           /* ... for this long, or silent this long, a transfer is cut (and
+					 * resumed); 0: 30 */
 	int request_timeout_ms;         /* whole-request bound for small requests (HEAD, manifests, tokens,
 					 * pushes of manifests); 0: 120000 */
 	int max_retries;                /* per endpoint; 0: 4; negative: none */

@@ -313,6 +313,7 @@ typedef struct proxy {
 	char ranges[8][48];
 	int n_ranges;
 	char last_query[1024], last_form[1024], last_target[1024];
+	char last_accept[512];      /* of the last manifest request */
 } proxy;
 
 struct conn {
@@ -535,6 +536,8 @@ static void *proxy_conn(void *arg)
 	pthread_mutex_lock(&p->mu);
 	p->requests++;
 	snprintf(p->last_target, sizeof(p->last_target), "%s", target);
+	if (is_manifest)
+		hdr(head, "Accept", p->last_accept, sizeof(p->last_accept));
 	if (is_blob && strcmp(method, "GET") == 0) {
 		p->blob_gets++;
 		if (p->n_ranges < 8)
@@ -1514,7 +1517,7 @@ static void test_cancel_shutdown(void **state)
 	o.arg = &s;
 	bt_err e;
 	assert_int_equal(img_fetch_blob(p, &o, &s.x, &e), 0);
-	while (img_xfer_progress(s.x) < 100000)
+	while (img_xfer_progress(s.x) < 100000 && !atomic_load(&s.done))
 		usleep(10000);
 	img_xfer_cancel(s.x);
 	assert_int_equal(sink_wait(&s, NULL), BT_CANCELLED);
@@ -1526,7 +1529,7 @@ static void test_cancel_shutdown(void **state)
 	sink_init(&s);
 	o.arg = &s;
 	assert_int_equal(img_fetch_blob(p, &o, &s.x, &e), 0);
-	while (img_xfer_progress(s.x) < 100000)
+	while (img_xfer_progress(s.x) < 100000 && !atomic_load(&s.done))
 		usleep(10000);
 	img_registry_free(&r);
 	assert_true(atomic_load(&s.done));
@@ -1696,6 +1699,11 @@ static void test_mirrors(void **state)
 	assert_int_equal(resolve_with(r, ref, false, &res, &e), BT_OK);
 	assert_string_equal(res.digest, g.dig_oci);
 	assert_int_equal(px->requests, 1);
+	/* what the client accepts: Docker's and OCI's manifests and indexes */
+	const char *types[] = { MT_DOCKER_MANIFEST, MT_DOCKER_LIST, MT_OCI_MANIFEST, MT_OCI_INDEX };
+	for (size_t i = 0; i < BT_ARRAY_LEN(types); i++)
+		if (!strstr(px->last_accept, types[i]))
+			fail_msg("Accept \"%s\" lacks %s", px->last_accept, types[i]);
 	_cleanup_free_ char *ns = bt_xasprintf("?ns=127.0.0.1%%3A%d", g.pa);
 	assert_non_null(strstr(px->last_target, ns));
 	/* both 404: NOT_FOUND */
