@@ -33,6 +33,7 @@
 #define TOKEN_MAX (1 << 20)
 #define CA_FILE_MAX (4 << 20)
 #define HDR_VAL_MAX 8192
+#define HDR_TOTAL_MAX (256 << 10) /* all header lines of one request, redirects and 1xx answers included */
 #define MAX_RESUMES 100     /* resumes of one blob that each made progress */
 #define MAX_AUTH_ROUNDS 3   /* 401s answered within one transfer */
 #define MAX_TOKENS_PER_HOST 64
@@ -172,6 +173,7 @@ struct img_xfer {
 	char *upload_url;
 	bool paused;
 	bool stalled;                   /* cut by on_progress: nothing moved for low_time */
+	size_t hdr_bytes;               /* header bytes received by this request */
 	int64_t moved, moved_ms;        /* bytes moved by this request and when that last changed */
 	bool aborted;
 	bt_err abort_err;
@@ -838,6 +840,8 @@ static int64_t parse_retry_after(const char *v)
 	return t < 0 ? 0 : (int64_t)BT_MIN(t, 86400) * 1000;
 }
 
+static size_t abort_with(img_xfer *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static size_t on_header(char *b, size_t sz, size_t n, void *ud)
 {
 	img_xfer *x = ud;
@@ -845,6 +849,9 @@ static size_t on_header(char *b, size_t sz, size_t n, void *ud)
 	const char *colon, *v;
 	char **slot = NULL;
 
+	x->hdr_bytes += len;
+	if (x->hdr_bytes > HDR_TOTAL_MAX)
+		return abort_with(x, BT_RESOURCE_EXHAUSTED, "more than %d bytes of response headers", HDR_TOTAL_MAX);
 	if (len >= 5 && memcmp(b, "HTTP/", 5) == 0) {
 		const char *sp = memchr(b, ' ', len);
 		resp_clear(&x->r);
@@ -900,7 +907,6 @@ static size_t on_header(char *b, size_t sz, size_t n, void *ud)
 	return len;
 }
 
-static size_t abort_with(img_xfer *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static size_t abort_with(img_xfer *x, int code, const char *fmt, ...)
 {
 	char msg[BT_ERR_MSG_MAX];
@@ -1268,6 +1274,7 @@ static void x_issue(img_xfer *x)
 	x->aborted = false;
 	x->paused = false;
 	x->stalled = false;
+	x->hdr_bytes = 0;
 	x->moved = 0;
 	x->moved_ms = bt_mono_ms();
 	x->errbuf[0] = '\0';

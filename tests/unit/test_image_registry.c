@@ -302,7 +302,7 @@ typedef struct proxy {
 	int cut_count;
 	long stall_after;
 	int stall_ms, stall_count;
-	bool not_found, huge, corrupt;
+	bool not_found, huge, huge_headers, corrupt;
 	bool bearer, reject_tokens, token_post_405, access_token;
 	const char *tok_user, *tok_pass;
 	int expires_in;
@@ -549,7 +549,7 @@ static void *proxy_conn(void *arg)
 		p->fail_count--;
 		fail = p->fail_status;
 	}
-	bool nf = p->not_found, huge = p->huge, bearer = p->bearer, reject = p->reject_tokens;
+	bool nf = p->not_found, huge = p->huge, huge_headers = p->huge_headers, bearer = p->bearer, reject = p->reject_tokens;
 	pthread_mutex_unlock(&p->mu);
 
 	if (bt_startswith(target, "/token")) {
@@ -579,6 +579,18 @@ static void *proxy_conn(void *arg)
 	if (nf) {
 		respond(fd, 404, "Content-Type: application/json\r\n",
 			"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}");
+		goto out;
+	}
+	if (huge_headers && bt_startswith(target, "/v2/")) {
+		/* 512 KiB of header lines, each well formed, and no end to them */
+		char line[1024];
+		memset(line, 'x', sizeof(line));
+		memcpy(line, "X-Pad: ", 7);
+		memcpy(line + sizeof(line) - 2, "\r\n", 2);
+		send_all(fd, "HTTP/1.1 200 OK\r\n", 17);
+		for (int i = 0; i < 512; i++)
+			if (bt_write_all(fd, line, sizeof(line)) < 0)
+				break;
 		goto out;
 	}
 	if (huge && is_manifest) {
@@ -1489,8 +1501,16 @@ static void test_retries(void **state)
 	assert_non_null(strstr(e.msg, "bound"));
 	assert_int_equal(img_fetch_manifest(p, g.dig_oci, 0, &data, &len, NULL, &e), -1);
 	assert_int_equal(e.code, BT_RESOURCE_EXHAUSTED);
-	img_repo_free(&p);
 	px->huge = false;
+	/* headers without end */
+	px->huge_headers = true;
+	assert_int_equal(resolve_with(r, ref, true, &res, &e), BT_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(e.msg, "response headers"));
+	sink_init(&s);
+	assert_int_equal(fetch_into(p, &fo, &s, NULL), BT_RESOURCE_EXHAUSTED);
+	sink_clear(&s);
+	px->huge_headers = false;
+	img_repo_free(&p);
 
 	img_registry_free(&r);
 	proxy_stop(&px);
