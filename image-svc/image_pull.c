@@ -184,7 +184,8 @@ typedef struct layer {
 	/* under pl->mu */
 	layer_state state;
 	bool tee;           /* the download also feeds upipe */
-	bool once_held;     /* this pull owns the download key */
+	bool once_held;     /* this pull owns the download key … */
+	char *once_key;     /* … this one: namespace and digest */
 	bt_err err;
 	/* the download */
 	image_pipe *cpipe;  /* to the content writer */
@@ -308,7 +309,7 @@ static void *writer_main(void *arg)
 	pthread_cond_broadcast(&pl->cv);
 	pthread_mutex_unlock(&pl->mu);
 	if (l->once_held)
-		xonce_end(pl->rq->env->fetches, ref + 6, e.code == BT_OK);
+		xonce_end(pl->rq->env->fetches, l->once_key, e.code == BT_OK);
 	if (e.code == BT_OK)
 		set_progress(l, l->need_unpack ? "downloaded" : "done", l->d->size, NULL);
 	else
@@ -336,6 +337,7 @@ static int start_download(puller *pl, layer *l, berth_client *content, bt_err *e
 		return 0;
 	}
 	l->once_held = true;
+	l->once_key = BT_STEAL(key);
 	l->cpipe = image_pipe_new(PIPE_SIZE);
 	if (l->tee)
 		l->upipe = image_pipe_new(PIPE_SIZE);
@@ -372,7 +374,7 @@ static int start_download(puller *pl, layer *l, berth_client *content, bt_err *e
 		pl->stop = true;
 		pthread_cond_broadcast(&pl->cv);
 		pthread_mutex_unlock(&pl->mu);
-		xonce_end(pl->rq->env->fetches, key, false);
+		xonce_end(pl->rq->env->fetches, l->once_key, false);
 		l->once_held = false;
 		return -1;
 	}
@@ -520,11 +522,34 @@ static int apply_layer(puller *pl, layer *l, berth_client *snap, berth_client *c
 static int fetch_doc(puller *pl, berth_client *content, const char *kind, const char *digest, const char *mt,
 		     int64_t size, size_t max, char **data, size_t *len, bt_err *e)
 {
+	/* one download per namespace and digest, as for layers; a document
+	 * stored already (by an earlier pull, or by the one we waited for) is
+	 * read from the content store, which verified it */
+	_cleanup_free_ char *key = bt_xasprintf("%s\n%s", pl->rq->ns, digest);
+	int mine = xonce_begin(pl->rq->env->fetches, key);
+	int rc = -1;
+
+	if (content_has(content, pl->rq->ns, digest)) {
+		bt_err re = { 0 };
+		if (image_read_blob(content, pl->rq->ns, digest, max, data, len, &re) == 0) {
+			if (mine)
+				xonce_end(pl->rq->env->fetches, key, true);
+			xjob_progress(pl->job, kind, mt, digest, size, "exists", size, size, NULL);
+			return 0;
+		}
+		/* unreadable (removed meanwhile, or over the bound): fetch it */
+	}
 	xjob_progress(pl->job, kind, mt, digest, size, "downloading", 0, size, NULL);
-	int rc = !strcmp(kind, "config") ? img_fetch_blob_mem(pl->repo, digest, max, data, len, e)
-					  : img_fetch_manifest(pl->repo, digest, max, data, len, NULL, e);
+	rc = !strcmp(kind, "config") ? img_fetch_blob_mem(pl->repo, digest, max, data, len, e)
+				     : img_fetch_manifest(pl->repo, digest, max, data, len, NULL, e);
 	if (rc == 0)
 		rc = store_doc(content, pl->rq->ns, kind, digest, *data, *len, &pl->blob_labels, e);
+	if (rc < 0) {
+		free(*data);
+		*data = NULL;
+	}
+	if (mine)
+		xonce_end(pl->rq->env->fetches, key, rc == 0);
 	xjob_progress(pl->job, kind, mt, digest, size, rc == 0 ? "done" : "error", rc == 0 ? size : 0, size,
 		      rc == 0 ? NULL : e->msg);
 	return rc;
@@ -736,6 +761,7 @@ out:
 		if (l->writer_started && pl.manager_started)
 			pthread_join(l->writer, NULL);
 		img_xfer_free(&l->xfer);
+		free(l->once_key);
 		image_pipe_free(&l->cpipe);
 		image_pipe_free(&l->upipe);
 	}
