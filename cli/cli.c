@@ -310,6 +310,42 @@ int cli_parse_label(const char *s, berth_label *out)
 	return 0;
 }
 
+int cli_label_edit_parse(char *const *args, int n, cli_label_edit *out, const char **bad)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < n; i++) {
+		berth_label one;
+		if (cli_parse_label(args[i], &one) < 0) {
+			*bad = args[i];
+			cli_label_edit_clear(out);
+			return -1;
+		}
+		out->mask = bt_xrealloc(out->mask, (out->n_mask + 1) * sizeof(*out->mask));
+		out->mask[out->n_mask++] = bt_xasprintf("labels.%s", one.key);
+		if (one.value[0]) {
+			out->set = bt_xrealloc(out->set, (out->n_set + 1) * sizeof(*out->set));
+			out->set[out->n_set++] = one;
+		} else {
+			free(one.key);
+			free(one.value);
+		}
+	}
+	return 0;
+}
+
+void cli_label_edit_clear(cli_label_edit *l)
+{
+	for (size_t i = 0; i < l->n_set; i++) {
+		free(l->set[i].key);
+		free(l->set[i].value);
+	}
+	free(l->set);
+	for (size_t i = 0; i < l->n_mask; i++)
+		free(l->mask[i]);
+	free(l->mask);
+	memset(l, 0, sizeof(*l));
+}
+
 int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out)
 {
 	(void)ctx;

@@ -77,6 +77,17 @@ const char *cli_age(int64_t ns, char *buf, size_t len);       /* "3 minutes" */
 char *cli_labels_str(const berth_label *l, size_t n);
 /* Parses "KEY=VALUE"; value may be empty. Returns -1 when there is no '='. */
 int cli_parse_label(const char *s, berth_label *out);
+/* The KEY=VALUE arguments of a `label` verb: set holds those with a value;
+ * mask names every key ("labels.KEY"), so that KEY= removes KEY. */
+typedef struct cli_label_edit {
+	berth_label *set;
+	size_t n_set;
+	char **mask;
+	size_t n_mask;
+} cli_label_edit;
+/* 0, or -1 with *bad the argument that is not KEY=VALUE. */
+int cli_label_edit_parse(char *const *args, int n, cli_label_edit *out, const char **bad);
+void cli_label_edit_clear(cli_label_edit *l);
 
 /* An option handler for commands without options. */
 int cli_no_opts(void *arg, int idx, const char *val);
@@ -107,6 +118,7 @@ extern const cli_cmd cli_config_cmds[];
 int cli_content(cli_ctx *ctx, int argc, char **argv);
 extern const cli_cmd cli_images_cmds[];
 int cli_images(cli_ctx *ctx, int argc, char **argv);
+extern const cli_cmd cli_namespaces_cmds[];
 
 /* Transfer progress for a terminal (bars) or a log (lines). */
 typedef struct cli_progress cli_progress;

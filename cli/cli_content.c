@@ -336,69 +336,35 @@ static int content_active(cli_ctx *ctx, int argc, char **argv)
 
 static int content_label(cli_ctx *ctx, int argc, char **argv)
 {
-	berth_label *l = NULL;
-	char **mask = NULL;
-	size_t n = 0;
+	cli_label_edit l;
 	berth_content_info info;
 	berth_error err;
-	char *shown = NULL;
-	int rc = 0;
+	const char *bad;
+	int rc;
 	int first = cli_parse(ctx, "content label", "DIGEST [KEY=VALUE...]",
 			      "Set labels on a blob; KEY= with no value removes KEY.", NULL, argc, argv, cli_no_opts, NULL);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
 		return cli_usage_error(ctx, "content label", "expected a DIGEST");
-	for (int i = first + 1; i < argc; i++) {
-		berth_label one;
-		if (cli_parse_label(argv[i], &one) < 0) {
-			rc = cli_usage_error(ctx, "content label", "\"%s\": expected KEY=VALUE", argv[i]);
-			goto out;
-		}
-		mask = bt_xrealloc(mask, (n + 1) * sizeof(*mask));
-		mask[n] = bt_xasprintf("labels.%s", one.key);
-		l = bt_xrealloc(l, (n + 1) * sizeof(*l));
-		l[n] = one;
-		n++;
-	}
+	if (cli_label_edit_parse(argv + first + 1, argc - first - 1, &l, &bad) < 0)
+		return cli_usage_error(ctx, "content label", "\"%s\": expected KEY=VALUE", bad);
 	berth_client *c = cli_client(ctx);
 	if (!c) {
-		rc = CLI_EXIT_FAIL;
-		goto out;
+		cli_label_edit_clear(&l);
+		return CLI_EXIT_FAIL;
 	}
-	/* KEY= removes: send only the keys with values, mask names them all. */
-	berth_label *set = bt_xcalloc(n ? n : 1, sizeof(*set));
-	size_t nset = 0;
-	for (size_t i = 0; i < n; i++)
-		if (l[i].value[0])
-			set[nset++] = l[i];
-	if (n == 0) {
-		/* no arguments: print the labels */
-		if (berth_content_get_info(c, NULL, argv[first], &info, &err) < 0) {
-			free(set);
-			rc = cli_fail(ctx, &err);
-			goto out;
-		}
-	} else if (berth_content_update(c, NULL, argv[first], set, nset, (const char *const *)mask, n, &info,
-					&err) < 0) {
-		free(set);
-		rc = cli_fail(ctx, &err);
-		goto out;
-	}
-	free(set);
-	shown = cli_labels_str(info.labels, info.n_labels);
+	/* no arguments: print the labels */
+	rc = l.n_mask == 0 ? berth_content_get_info(c, NULL, argv[first], &info, &err)
+			   : berth_content_update(c, NULL, argv[first], l.set, l.n_set, (const char *const *)l.mask,
+						  l.n_mask, &info, &err);
+	cli_label_edit_clear(&l);
+	if (rc < 0)
+		return cli_fail(ctx, &err);
+	_cleanup_free_ char *shown = cli_labels_str(info.labels, info.n_labels);
 	printf("%s %s\n", info.digest, shown);
-	free(shown);
 	berth_content_info_clear(&info);
-out:
-	for (size_t i = 0; i < n; i++) {
-		free(l[i].key);
-		free(l[i].value);
-		free(mask[i]);
-	}
-	free(l);
-	free(mask);
-	return rc;
+	return 0;
 }
 
 /* --- abort --------------------------------------------------------------------- */

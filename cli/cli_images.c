@@ -458,11 +458,10 @@ static int images_tag(cli_ctx *ctx, int argc, char **argv)
 
 static int images_label(cli_ctx *ctx, int argc, char **argv)
 {
-	berth_label *l = NULL;
-	char **mask = NULL;
-	size_t n = 0, nset = 0;
+	cli_label_edit l;
 	berth_image img = { 0 }, out;
 	berth_error err;
+	const char *bad;
 	int rc = 0;
 	int first = cli_parse(ctx, "images label", "NAME [KEY=VALUE...]",
 			      "Set labels on an image; KEY= with no value removes KEY.", NULL, argc, argv, cli_no_opts,
@@ -471,32 +470,18 @@ static int images_label(cli_ctx *ctx, int argc, char **argv)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
 		return cli_usage_error(ctx, "images label", "expected a NAME");
-	for (int i = first + 1; i < argc; i++) {
-		berth_label one;
-		if (cli_parse_label(argv[i], &one) < 0) {
-			rc = cli_usage_error(ctx, "images label", "\"%s\": expected KEY=VALUE", argv[i]);
-			goto out;
-		}
-		mask = bt_xrealloc(mask, (n + 1) * sizeof(*mask));
-		mask[n++] = bt_xasprintf("labels.%s", one.key);
-		if (one.value[0]) {
-			l = bt_xrealloc(l, (nset + 1) * sizeof(*l));
-			l[nset++] = one;
-		} else {
-			free(one.key);
-			free(one.value);
-		}
-	}
+	if (cli_label_edit_parse(argv + first + 1, argc - first - 1, &l, &bad) < 0)
+		return cli_usage_error(ctx, "images label", "\"%s\": expected KEY=VALUE", bad);
 	berth_client *c = cli_client(ctx);
 	if (!c) {
 		rc = CLI_EXIT_FAIL;
 		goto out;
 	}
 	img.name = argv[first];
-	img.labels = l;
-	img.n_labels = nset;
-	if (n == 0 ? berth_image_get(c, NULL, argv[first], &out, &err) < 0
-		   : berth_image_update(c, NULL, &img, (const char *const *)mask, n, &out, &err) < 0) {
+	img.labels = l.set;
+	img.n_labels = l.n_set;
+	if (l.n_mask == 0 ? berth_image_get(c, NULL, argv[first], &out, &err) < 0
+			  : berth_image_update(c, NULL, &img, (const char *const *)l.mask, l.n_mask, &out, &err) < 0) {
 		rc = cli_fail(ctx, &err);
 		goto out;
 	}
@@ -504,14 +489,7 @@ static int images_label(cli_ctx *ctx, int argc, char **argv)
 	printf("%s %s\n", out.name, shown);
 	berth_image_clear(&out);
 out:
-	for (size_t i = 0; i < nset; i++) {
-		free(l[i].key);
-		free(l[i].value);
-	}
-	free(l);
-	for (size_t i = 0; i < n; i++)
-		free(mask[i]);
-	free(mask);
+	cli_label_edit_clear(&l);
 	return rc;
 }
 

@@ -495,11 +495,11 @@ static int snap_tree(cli_ctx *ctx, int argc, char **argv)
 
 static int snap_label(cli_ctx *ctx, int argc, char **argv)
 {
-	label_set l = { 0 };
-	char **mask = NULL;
+	cli_label_edit l;
 	berth_snapshot_info info;
 	berth_error err;
-	int rc = 0;
+	const char *bad;
+	int rc;
 	int first = cli_parse(ctx, "snapshots label", "KEY [LABEL=VALUE...]",
 			      "Set labels on a snapshot; LABEL= with no value removes LABEL. Without labels, print them.",
 			      NULL, argc, argv, cli_no_opts, NULL);
@@ -507,45 +507,23 @@ static int snap_label(cli_ctx *ctx, int argc, char **argv)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first < 1)
 		return cli_usage_error(ctx, "snapshots label", "expected a KEY");
-	for (int i = first + 1; i < argc; i++) {
-		if (add_label(&l, argv[i]) < 0) {
-			rc = cli_usage_error(ctx, "snapshots label", "\"%s\": expected LABEL=VALUE", argv[i]);
-			goto out;
-		}
-		mask = bt_xrealloc(mask, l.n * sizeof(*mask));
-		mask[l.n - 1] = bt_xasprintf("labels.%s", l.v[l.n - 1].key);
-	}
+	if (cli_label_edit_parse(argv + first + 1, argc - first - 1, &l, &bad) < 0)
+		return cli_usage_error(ctx, "snapshots label", "\"%s\": expected LABEL=VALUE", bad);
 	berth_client *c = cli_client(ctx);
 	if (!c) {
-		rc = CLI_EXIT_FAIL;
-		goto out;
+		cli_label_edit_clear(&l);
+		return CLI_EXIT_FAIL;
 	}
-	/* LABEL= removes: send only the labels with values; the mask names all. */
-	berth_label *set = bt_xcalloc(l.n ? l.n : 1, sizeof(*set));
-	size_t nset = 0;
-	for (size_t i = 0; i < l.n; i++)
-		if (l.v[i].value[0])
-			set[nset++] = l.v[i];
-	if (l.n == 0)
-		rc = berth_snapshot_stat(c, NULL, sn(ctx), argv[first], &info, &err);
-	else
-		rc = berth_snapshot_update(c, NULL, sn(ctx), argv[first], set, nset, (const char *const *)mask, l.n, &info,
-					   &err);
-	free(set);
-	if (rc < 0) {
-		rc = cli_fail(ctx, &err);
-		goto out;
-	}
-	char *shown = cli_labels_str(info.labels, info.n_labels);
+	rc = l.n_mask == 0 ? berth_snapshot_stat(c, NULL, sn(ctx), argv[first], &info, &err)
+			   : berth_snapshot_update(c, NULL, sn(ctx), argv[first], l.set, l.n_set,
+						   (const char *const *)l.mask, l.n_mask, &info, &err);
+	cli_label_edit_clear(&l);
+	if (rc < 0)
+		return cli_fail(ctx, &err);
+	_cleanup_free_ char *shown = cli_labels_str(info.labels, info.n_labels);
 	printf("%s %s\n", info.name, shown);
-	free(shown);
 	berth_snapshot_info_clear(&info);
-out:
-	for (size_t i = 0; i < l.n && mask; i++)
-		free(mask[i]);
-	free(mask);
-	label_set_free(&l);
-	return rc;
+	return 0;
 }
 
 /* --- cleanup --------------------------------------------------------------------------- */

@@ -18,6 +18,8 @@ static const cli_cmd top[] = {
 	  "Manage snapshots (prepare, view, mounts, commit, rm, ls, info, usage, tree, label)", NULL, { "snapshot" } },
 	{ "images", NULL, NULL, "Manage images (pull, push, ls, check, rm, tag, label, export, import, unpack)",
 	  cli_images_cmds, { "image", "i" } },
+	{ "namespaces", NULL, NULL, "Manage namespaces (create, ls, rm, label)", cli_namespaces_cmds,
+	  { "namespace", "ns" } },
 	{ "config", NULL, NULL, "Show the configuration's keys and defaults, check a file", cli_config_cmds, { 0 } },
 	{ "version", cli_version, NULL, "Print versions and the health of each service", NULL, { 0 } },
 	{ "health", cli_health, NULL, "Ask the daemon at --address whether it is up", NULL, { 0 } },

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "bt_db.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 
 #include "bt_log.h"
@@ -287,6 +288,25 @@ int bt_db_labels_store(bt_db *db, const char *table, int64_t owner, const bt_lab
 		if (bt_db_bind_int64(db, ins, 1, owner, e) < 0 || bt_db_bind_text(db, ins, 2, l->keys[i], e) < 0 ||
 		    bt_db_bind_text(db, ins, 3, l->vals[i], e) < 0 || bt_db_step_done(db, ins, e) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+int bt_db_ns_usage(bt_db *db, const bt_db_count *t, size_t n, const char *ns, char ***holds, bt_err *e)
+{
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		_cleanup_free_ char *sql = bt_xasprintf("SELECT count(*) FROM %s WHERE ns = ?", t[i].table);
+		if (bt_db_prepare_read(db, sql, &st, e) < 0 || bt_db_bind_text(db, st, 1, ns, e) < 0)
+			return -1;
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return handle_error(sqlite3_db_handle(st), e, t[i].table);
+		int64_t count = sqlite3_column_int64(st, 0);
+		if (count > 0) {
+			_cleanup_free_ char *line =
+				bt_xasprintf("%" PRId64 " %s", count, count == 1 ? t[i].one : t[i].many);
+			bt_strv_push(holds, line);
+		}
 	}
 	return 0;
 }

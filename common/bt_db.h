@@ -42,6 +42,14 @@ int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e
 /* Fills e from the connection's last error, prefixed with what. */
 int bt_db_error(bt_db *db, bt_err *e, const char *what);
 
+/* What a service holds in a namespace, for system.NamespaceUsage: for each
+ * table (with an ns column), "N one|many" appended to *holds when N > 0. */
+typedef struct bt_db_count {
+	const char *table; /* a constant name, never input */
+	const char *one, *many;
+} bt_db_count;
+int bt_db_ns_usage(bt_db *db, const bt_db_count *t, size_t n, const char *ns, char ***holds, bt_err *e);
+
 /* Labels kept in a table (owner INTEGER, key TEXT, value TEXT) beside the
  * records they belong to. load reads owner's labels (ro: on this thread's
  * read-only connection); store replaces them (writer connection: caller

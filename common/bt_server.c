@@ -95,6 +95,8 @@ struct bt_server {
 	bt_map *inflight;
 	bt_map *orders;
 	int64_t started_ns;
+	bt_ns_usage_fn ns_usage;
+	void *ns_usage_arg;
 	atomic_int stop;
 	_Atomic int64_t last_tick; /* monotonic ms of the loop's last turn */
 
@@ -809,8 +811,31 @@ void bt_server_health(bt_call *call, void *ctx)
 	bt_call_reply(call, &r.base);
 }
 
+void bt_server_set_ns_usage(bt_server *s, bt_ns_usage_fn fn, void *arg)
+{
+	s->ns_usage = fn;
+	s->ns_usage_arg = arg;
+}
+
+static void ns_usage(bt_call *call, void *ctx)
+{
+	bt_server *s = ctx;
+	Berth__System__V1__NamespaceUsageResponse r = BERTH__SYSTEM__V1__NAMESPACE_USAGE_RESPONSE__INIT;
+	_cleanup_strv_ char **holds = NULL;
+	bt_err e = { 0 };
+
+	if (s->ns_usage && s->ns_usage(s->ns_usage_arg, bt_call_namespace(call), &holds, &e) < 0) {
+		bt_call_error(call, &e);
+		return;
+	}
+	r.n_holds = bt_strv_len(holds);
+	r.holds = holds;
+	bt_call_reply(call, &r.base);
+}
+
 static const bt_method system_methods[] = {
 	{ "Health", bt_server_health, BT_M_NO_NAMESPACE | BT_M_INLINE },
+	{ "NamespaceUsage", ns_usage, 0 },
 };
 
 bt_server *bt_server_new(const bt_server_opts *o, bt_err *e)

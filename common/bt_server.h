@@ -76,6 +76,12 @@ const char *bt_server_endpoint(const bt_server *s);
 /* Monotonic ms of the loop's last turn (the loop turns at least every 100 ms). */
 int64_t bt_server_last_tick(bt_server *s);
 
+/* system.NamespaceUsage: what this daemon holds in ns, as lines appended to
+ * *holds ("3 blobs"); none when it holds nothing.  Without one, a daemon
+ * answers that it holds nothing. */
+typedef int (*bt_ns_usage_fn)(void *arg, const char *ns, char ***holds, bt_err *e);
+void bt_server_set_ns_usage(bt_server *s, bt_ns_usage_fn fn, void *arg);
+
 /* The system.Health handler; ctx is the bt_server. For services that
  * register "system" themselves (no_system). */
 void bt_server_health(bt_call *call, void *srv);

@@ -1188,3 +1188,10 @@ void content_store_free(content_store **sp)
 	free(s);
 	*sp = NULL;
 }
+
+int content_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e)
+{
+	static const bt_db_count t[] = { { "blobs", "blob", "blobs" }, { "ingests", "ingest", "ingests" } };
+	content_store *s = arg;
+	return bt_db_ns_usage(s->db, t, BT_ARRAY_LEN(t), ns, holds, e);
+}

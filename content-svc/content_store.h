@@ -96,4 +96,7 @@ int content_list_statuses(content_store *s, const char *ns, const bt_filter *f,
 int content_write(content_store *s, const char *ns, const content_write_req *w, content_write_res *out, bt_err *e);
 int content_abort(content_store *s, const char *ns, const char *ref, bt_err *e);
 
+/* system.NamespaceUsage (a bt_ns_usage_fn; arg is the store): what the store holds in ns. */
+int content_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e);
+
 #endif

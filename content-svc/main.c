@@ -47,6 +47,7 @@ int main(int argc, char **argv)
 	content_rpc_service(store, &svc);
 	if ((rc = bt_server_add(srv, &svc, &e)) < 0)
 		goto out;
+	bt_server_set_ns_usage(srv, content_store_ns_usage, store);
 	rc = bt_daemon_serve(srv, "serving content", &e);
 out:
 	if (rc < 0)

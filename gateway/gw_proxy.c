@@ -82,6 +82,8 @@ struct gw_proxy {
 	char *public_address;
 	int max_in_flight;
 	int64_t connect_grace_ms;
+	void (*on_namespace)(void *arg, const char *ns, const char *method);
+	void *on_namespace_arg;
 	route routes[MAX_ROUTES];
 	int nroutes;
 	conn conns[MAX_ROUTES];
@@ -111,6 +113,8 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	p->public_address = bt_xstrdup(o->public_address);
 	p->max_in_flight = o->max_in_flight > 0 ? o->max_in_flight : 1024;
 	p->connect_grace_ms = o->connect_grace_ms >= 0 ? o->connect_grace_ms : 2000;
+	p->on_namespace = o->on_namespace;
+	p->on_namespace_arg = o->on_namespace_arg;
 	p->by_gw = bt_map_new();
 	p->by_client = bt_map_new();
 	p->clients = bt_map_new();
@@ -481,6 +485,8 @@ static bool on_client(gw_proxy *p)
 		reply_error(p, cid, cidlen, creq, e.code, "%s", e.msg);
 		goto out;
 	}
+	if (!rt->r.no_namespace && p->on_namespace)
+		p->on_namespace(p->on_namespace_arg, h->namespace_, h->method);
 	unsigned char key[MAX_IDENTITY + 8];
 	size_t klen = client_key(key, cid, cidlen, creq);
 	if (bt_map_get(p->by_client, key, klen)) {

@@ -40,6 +40,9 @@ typedef struct gw_proxy_opts {
 	const char *socket_group; /* NULL/"" keeps the owner's group */
 	int max_in_flight;        /* per client */
 	int64_t connect_grace_ms; /* hold a request this long for a backend that is reconnecting */
+	/* Called for every request forwarded in a namespace (from the loop's thread). */
+	void (*on_namespace)(void *arg, const char *ns, const char *method);
+	void *on_namespace_arg;
 } gw_proxy_opts;
 
 gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e);

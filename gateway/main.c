@@ -12,12 +12,14 @@
 
 #include "berth/content/v1/content.pb-c.h"
 #include "berth/images/v1/images.pb-c.h"
+#include "berth/namespaces/v1/namespaces.pb-c.h"
 #include "berth/snapshots/v1/snapshots.pb-c.h"
 #include "berth/system/v1/system.pb-c.h"
 #include "bt_config.h"
 #include "bt_daemon.h"
 #include "bt_log.h"
 #include "bt_util.h"
+#include "gw_ns.h"
 #include "gw_proxy.h"
 #include "gw_system.h"
 
@@ -38,6 +40,11 @@ static void *local_main(void *arg)
 	if (bt_server_run(arg, &e) < 0)
 		bt_log_err("local services: %s", e.msg);
 	return NULL;
+}
+
+static void touch_namespace(void *arg, const char *ns, const char *method)
+{
+	gw_ns_touch(arg, ns, method);
 }
 
 static int proxy_run(void *arg, bt_err *e)
@@ -70,7 +77,9 @@ int main(int argc, char **argv)
 	char **sn_services = NULL;
 	_cleanup_free_ char *pub = NULL;
 	gw_system sys = { 0 };
-	bt_service svc;
+	gw_ns *nsreg = NULL;
+	_cleanup_free_ char *state = NULL;
+	bt_service svc, nssvc;
 	pthread_t local_thread;
 	bool local_running = false;
 	bt_err e = { 0 };
@@ -106,6 +115,12 @@ int main(int argc, char **argv)
 	gw_system_service(&sys, &svc);
 	if ((rc = bt_server_add(local, &svc, &e)) < 0)
 		goto out;
+	state = bt_config_state_dir(cfg, "gateway");
+	if ((rc = gw_ns_open(state, refs, nrefs, &nsreg, &e)) < 0)
+		goto out;
+	gw_ns_service(nsreg, &nssvc);
+	if ((rc = bt_server_add(local, &nssvc, &e)) < 0)
+		goto out;
 
 	pub = args.address ? bt_xstrdup(args.address) : bt_config_gateway_address(cfg);
 	unsigned long mode = strtoul(bt_config_str(cfg, "gateway.socket_mode"), NULL, 8);
@@ -115,6 +130,8 @@ int main(int argc, char **argv)
 		.socket_group = bt_config_str(cfg, "gateway.socket_group"),
 		.max_in_flight = (int)bt_config_int(cfg, "gateway.max_in_flight"),
 		.connect_grace_ms = bt_config_duration_ms(cfg, "gateway.connect_grace"),
+		.on_namespace = touch_namespace,
+		.on_namespace_arg = nsreg,
 	};
 	proxy = gw_proxy_new(&po, &e);
 	if (!proxy) {
@@ -126,6 +143,12 @@ int main(int argc, char **argv)
 			      .address = LOCAL_ENDPOINT,
 			      .no_namespace = true };
 	if ((rc = gw_proxy_add_route(proxy, &sysroute, &e)) < 0)
+		goto out;
+	gw_route nsroute = { .service = "namespaces",
+			     .desc = &berth__namespaces__v1__namespaces__descriptor,
+			     .address = LOCAL_ENDPOINT,
+			     .no_namespace = true };
+	if ((rc = gw_proxy_add_route(proxy, &nsroute, &e)) < 0)
 		goto out;
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
 		gw_route r = { .service = backends[i].service, .desc = backends[i].desc, .address = addrs[i] };
@@ -158,6 +181,7 @@ out:
 	}
 	gw_proxy_free(&proxy);
 	bt_server_free(&local);
+	gw_ns_free(&nsreg);
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)
 		free(addrs[i]);
 	for (size_t i = 0; sn_services && i < nsn; i++)

@@ -442,3 +442,10 @@ int image_store_delete(image_store *s, const char *ns, const char *name, bt_err 
 		return -1;
 	return in_txn(s, do_delete, &o, e);
 }
+
+int image_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e)
+{
+	static const bt_db_count t[] = { { "images", "image", "images" } };
+	image_store *s = arg;
+	return bt_db_ns_usage(s->db, t, BT_ARRAY_LEN(t), ns, holds, e);
+}

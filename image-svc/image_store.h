@@ -52,4 +52,7 @@ int image_store_update(image_store *s, const char *ns, const image_rec *r, char 
 int image_store_put(image_store *s, const char *ns, const image_rec *r, image_rec *out, bt_err *e);
 int image_store_delete(image_store *s, const char *ns, const char *name, bt_err *e);
 
+/* system.NamespaceUsage (a bt_ns_usage_fn; arg is the store): what the store holds in ns. */
+int image_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e);
+
 #endif

@@ -85,6 +85,7 @@ int main(int argc, char **argv)
 	snap_rpc_service(&rpc, &svc);
 	if ((rc = bt_server_add(srv, &svc, &e)) < 0)
 		goto out;
+	bt_server_set_ns_usage(srv, snap_store_ns_usage, store);
 	bt_log_info("snapshotter %s (driver %s) in %s", rpc.name, drv->name, dir);
 	status = bt_xasprintf("serving snapshotter %s", rpc.name);
 	rc = bt_daemon_serve(srv, status, &e);

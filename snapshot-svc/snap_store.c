@@ -1068,3 +1068,10 @@ void snap_store_free(snap_store **sp)
 	free(s);
 	*sp = NULL;
 }
+
+int snap_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e)
+{
+	static const bt_db_count t[] = { { "snapshots", "snapshot", "snapshots" } };
+	snap_store *s = arg;
+	return bt_db_ns_usage(s->db, t, BT_ARRAY_LEN(t), ns, holds, e);
+}

@@ -105,4 +105,7 @@ int snap_usage(snap_store *s, const char *ns, const char *key, snap_usage_info *
 /* Removes directories no record owns; *removed counts them (may be NULL). */
 int snap_cleanup(snap_store *s, int64_t *removed, bt_err *e);
 
+/* system.NamespaceUsage (a bt_ns_usage_fn; arg is the store): what the store holds in ns. */
+int snap_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e);
+
 #endif

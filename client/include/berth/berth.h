@@ -280,6 +280,30 @@ int berth_mount_all(const berth_mount *mounts, size_t n, const char *target, ber
 int berth_unmount(const char *target, berth_error *err);
 
 
+/* --- namespaces ------------------------------------------------------------ */
+/* The gateway's registry.  A namespace also comes into being by its first
+ * write in any service. */
+typedef struct berth_namespace {
+	char *name;
+	berth_label *labels;
+	size_t n_labels;
+} berth_namespace;
+
+void berth_namespace_clear(berth_namespace *n);
+void berth_namespaces_free(berth_namespace *v, size_t n);
+int berth_namespace_get(berth_client *c, const char *name, berth_namespace *out, berth_error *err);
+/* filters on name and labels.KEY; NULL/0 for all.  Sorted by name. */
+int berth_namespace_list(berth_client *c, const char *const *filters, size_t n_filters, berth_namespace **out,
+			 size_t *n_out, berth_error *err);
+/* ALREADY_EXISTS when it exists. out may be NULL. */
+int berth_namespace_create(berth_client *c, const char *name, const berth_label *labels, size_t n_labels,
+			   berth_namespace *out, berth_error *err);
+/* mask: "labels", "labels.KEY"; none: replace all labels. out may be NULL. */
+int berth_namespace_update(berth_client *c, const char *name, const berth_label *labels, size_t n_labels,
+			   const char *const *mask, size_t n_mask, berth_namespace *out, berth_error *err);
+/* FAILED_PRECONDITION naming what remains while any service holds anything in it. */
+int berth_namespace_delete(berth_client *c, const char *name, berth_error *err);
+
 /* --- images -------------------------------------------------------------- */
 typedef struct berth_descriptor {
 	char *media_type;
