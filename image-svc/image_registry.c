@@ -48,7 +48,7 @@ enum xphase { PH_HEAD, PH_GET, PH_MOUNT, PH_POST, PH_PUT, PH_PATCH, PH_FINAL, PH
 enum xsink { SINK_UNSET, SINK_MEM, SINK_STREAM, SINK_ERR };
 
 struct tok {
-	char *scopes;           /* the key: sorted scopes joined by ' ' */
+	char *scopes;           /* the key: sorted scopes joined by ' ', then whose credentials (x_tok_key) */
 	char *token;            /* NULL while being fetched */
 	int64_t expires_ms;     /* bt_mono_ms() */
 	img_xfer *fetcher;      /* the token transfer while fetching */
@@ -618,6 +618,29 @@ static const img_cred *x_cred(const img_xfer *x)
 	return c;
 }
 
+/* The token cache key of a transfer's request: its scopes and a fingerprint of the credentials
+ * the token would be fetched with, so that a token got with one user's credentials never serves
+ * another's request (or an anonymous one) for the same scopes. */
+static char *x_tok_key(const img_xfer *x)
+{
+	_cleanup_strv_ char **scopes = x_scopes(x);
+	_cleanup_free_ char *sc = join(scopes, " ");
+	const img_cred *c = x_cred(x);
+	char fp[BT_DIGEST_STR_LEN] = "anonymous";
+
+	if (c && (c->username[0] || c->identity_token)) {
+		bt_buf b = { 0 };
+		const char *idt = c->identity_token ? c->identity_token : "";
+		bt_buf_append(&b, c->username, strlen(c->username) + 1);
+		bt_buf_append(&b, c->password, strlen(c->password) + 1);
+		bt_buf_append(&b, idt, strlen(idt));
+		bt_digest_buf(b.data, b.len, fp);
+		explicit_bzero(b.data, b.len);
+		bt_buf_free(&b);
+	}
+	return bt_xasprintf("%s|%s", sc, fp);
+}
+
 static char *url_escape(const char *s)
 {
 	char *t = curl_easy_escape(NULL, s, 0);
@@ -654,8 +677,7 @@ static int x_authorize(img_xfer *x)
 		return 0;
 	}
 	if (a->scheme == IMG_AUTH_BEARER) {
-		_cleanup_strv_ char **scopes = x_scopes(x);
-		_cleanup_free_ char *key = join(scopes, " ");
+		_cleanup_free_ char *key = x_tok_key(x);
 		struct tok *t;
 
 		auth_prune(a);
@@ -1754,8 +1776,7 @@ static void x_unauthorized(img_xfer *x)
 	free(x->chal_scope);
 	x->chal_scope = BT_STEAL(ch.scope);
 	{
-		_cleanup_strv_ char **scopes = x_scopes(x);
-		_cleanup_free_ char *key = join(scopes, " ");
+		_cleanup_free_ char *key = x_tok_key(x);
 		for (struct tok *t = a->toks; t; t = t->next)
 			if (strcmp(t->scopes, key) == 0 && t->token) {
 				/* expire it: the next x_authorize fetches a fresh one */

@@ -25,9 +25,9 @@
  *     fetched from the realm (POST grant_type=password with credentials, or
  *     refresh_token with an identity token, falling back to GET with basic
  *     auth on 400/401/404/405; anonymous GET realm?service=&scope=), read
- *     from "token" or "access_token", and cached per host and scope set
- *     until expires_in; one fetch per scope at a time, other requests wait
- *     for it.  Basic: the credentials go with every later request to that
+ *     from "token" or "access_token", and cached per host, scope set and
+ *     credentials (a token is never shared between users) until
+ *     expires_in; one fetch per key at a time, other requests wait for it.  Basic: the credentials go with every later request to that
  *     host.  A second 401 after fresh credentials is PERMISSION_DENIED
  *     ("pull access denied for REPO …"); a 401 with no credentials to offer
  *     to a Basic challenge is UNAUTHENTICATED.  Scopes are

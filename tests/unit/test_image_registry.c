@@ -1665,6 +1665,23 @@ static void test_bearer(void **state)
 	assert_non_null(strstr(px->last_form, "service=berth-test"));
 	img_registry_free(&r);
 
+	/* a token is never shared between credentials: with alice's token for this scope cached, an
+	 * anonymous request on the same client asks for its own, which this token server refuses */
+	r = reg_new(NULL);
+	img_ref rf;
+	assert_int_equal(img_ref_parse(ref, &rf, &e), 0);
+	img_cred alice = { .username = "alice", .password = "pw&=?" };
+	p = img_repo_open(r, &rf, &(img_repo_opts){ .plain_http = true, .cred = &alice }, &e);
+	assert_non_null(p);
+	if (img_resolve(p, NULL, &res, &e) < 0)
+		fail_msg("%s", e.msg);
+	img_repo_free(&p);
+	int posts = px->token_posts, gets0 = px->token_gets;
+	assert_int_equal(resolve_with(r, ref, true, &res, &e), BT_PERMISSION_DENIED);
+	assert_int_equal(px->token_posts, posts);
+	assert_int_equal(px->token_gets, gets0 + 1);
+	img_registry_free(&r);
+
 	/* a token server without POST: GET with basic auth */
 	px->token_post_405 = true;
 	px->tok_pass = "pw&=?";
