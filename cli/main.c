@@ -11,6 +11,8 @@
 #include "bt_util.h"
 #include "cli.h"
 
+extern const cli_cmd cli_oci_cmds[]; /* cli_oci.c */
+
 static const cli_cmd top[] = {
 	{ "content", NULL, NULL, "Manage blobs (ls, info, get, ingest, rm, active, label, abort)", cli_content_cmds,
 	  { 0 } },
@@ -20,6 +22,7 @@ static const cli_cmd top[] = {
 	  cli_images_cmds, { "image", "i" } },
 	{ "namespaces", NULL, NULL, "Manage namespaces (create, ls, rm, label)", cli_namespaces_cmds,
 	  { "namespace", "ns" } },
+	{ "oci", NULL, NULL, "OCI runtime specs (spec)", cli_oci_cmds, { 0 } },
 	{ "config", NULL, NULL, "Show the configuration's keys and defaults, check a file", cli_config_cmds, { 0 } },
 	{ "version", cli_version, NULL, "Print versions and the health of each service", NULL, { 0 } },
 	{ "health", cli_health, NULL, "Ask the daemon at --address whether it is up", NULL, { 0 } },

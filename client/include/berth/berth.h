@@ -434,6 +434,56 @@ int berth_image_unpack(berth_client *c, const char *ns, const char *name, const 
 		       const char *snapshotter, berth_progress_fn_t progress, void *arg, char chain_out[72],
 		       berth_error *err);
 
+/* --- OCI runtime spec ------------------------------------------------------ */
+/* What a container's OCI runtime spec (config.json) is built from, besides
+ * the image's config.  Every field may be left zero. */
+typedef struct berth_spec_opts {
+	const char *image;            /* the image (berth_spec_generate only) */
+	const char *platform;         /* "os/arch[/variant]"; NULL: the host's */
+	const char *id;               /* container id: the hostname and cgroupsPath "/NS/ID"; NULL: neither */
+	const char *hostname;         /* NULL: the id */
+	const char *const *args;      /* replace the image's Cmd (its Entrypoint stays); none: Cmd */
+	size_t n_args;
+	const char *const *env;       /* after the image's Env: "K=V" sets or replaces K, "K" removes it */
+	size_t n_env;
+	const char *cwd;              /* absolute; NULL: the image's WorkingDir, else "/" */
+	const char *user;             /* "uid", "uid:gid", "name", "name:group", "uid:group", "name:gid";
+				       * NULL: the image's User, else root */
+	const char *rootfs;           /* the image's root file system, mounted: user and group names and
+				       * supplementary groups are read from its /etc/passwd and /etc/group,
+				       * every path resolved inside it; NULL: numeric ids only, taken as given */
+	const char *const *mounts;    /* extra mounts, ctr's syntax: "type=bind,src=/a,dst=/b,options=rbind:ro" */
+	size_t n_mounts;
+	bool net_host;                /* the host's network namespace, /etc/hosts and /etc/resolv.conf */
+	bool privileged;              /* every capability the host can grant, host devices, no masked or
+				       * read-only paths, no seccomp */
+	bool tty;                     /* process.terminal (and TERM=xterm unless set) */
+	const char *seccomp_profile;  /* a JSON file in linux.seccomp's format replacing the default profile */
+	const berth_label *annotations; /* the spec's annotations */
+	size_t n_annotations;
+} berth_spec_opts;
+
+/* The OCI runtime spec of a container of o->image as containerd builds it
+ * (image config, then the default Linux spec, then o), as JSON in *json_out
+ * (caller frees).  Capabilities are limited to the host's bounding set; the
+ * default seccomp profile names only syscalls the host's libseccomp knows.
+ * ns: NULL for the client's default (it names the cgroupsPath too). */
+int berth_spec_generate(berth_client *c, const char *ns, const berth_spec_opts *o, char **json_out,
+			berth_error *err);
+/* The same from an image config document already read (o->image unused);
+ * needs no daemon. */
+int berth_spec_from_config(const char *ns, const char *config_json, size_t len, const berth_spec_opts *o,
+			   char **json_out, berth_error *err);
+/* The config document of image for platform (NULL: the host's), read from
+ * the content store: *json_out (caller frees, NUL-terminated) and *len. */
+int berth_image_config(berth_client *c, const char *ns, const char *image, const char *platform,
+		       char **json_out, size_t *len, berth_error *err);
+/* The labels of an image config (config.Labels) a container takes on, those
+ * with reserved prefixes left out; free with berth_spec_labels_free. */
+int berth_spec_image_labels(const char *config_json, size_t len, berth_label **out, size_t *n_out,
+			    berth_error *err);
+void berth_spec_labels_free(berth_label *l, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
