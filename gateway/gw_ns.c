@@ -28,7 +28,10 @@
 #include "bt_rpc.h"
 #include "bt_util.h"
 
-#define USAGE_TIMEOUT_MS 2000
+/* Each backend gets this long to answer; one that is not there at all is
+ * given up on sooner, so that it does not eat the others' time. */
+#define USAGE_TIMEOUT_MS 5000
+#define USAGE_CONNECT_MS 500
 
 struct gw_ns {
 	bt_db *db;
@@ -391,7 +394,7 @@ static int usage(gw_ns *g, const char *ns, char ***remains, bt_err *e)
 	uint64_t *id = bt_xcalloc(n ? n : 1, sizeof(*id));
 	bt_err *errs = bt_xcalloc(n ? n : 1, sizeof(*errs));
 	bool *sent = bt_xcalloc(n ? n : 1, sizeof(*sent));
-	bt_conn_opts o = { .timeout_ms = USAGE_TIMEOUT_MS, .connect_timeout_ms = USAGE_TIMEOUT_MS };
+	bt_conn_opts o = { .timeout_ms = USAGE_TIMEOUT_MS, .connect_timeout_ms = USAGE_CONNECT_MS };
 	bt_callspec cs = { .service = "system", .method = "NamespaceUsage", .ns = ns, .timeout_ms = USAGE_TIMEOUT_MS };
 	Berth__System__V1__NamespaceUsageRequest req = BERTH__SYSTEM__V1__NAMESPACE_USAGE_REQUEST__INIT;
 	int rc = 0;
