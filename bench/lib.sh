@@ -7,8 +7,17 @@ bench_suite_start() {
 	export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock BERTH_CONFIG=$BENCH_DIR/config.toml
 	export BERTH_LOG_LEVEL=warn
 	: >"$BERTH_CONFIG"
+	BENCH_DAEMONS=("$@")
 	berth-dev start "$@" >/dev/null
 	trap bench_suite_stop EXIT
+}
+
+# Stops the suite, removes its root and runtime directories and starts it
+# again: a cold store, for benchmarks that must begin with nothing.
+bench_suite_reset() {
+	berth-dev stop >/dev/null
+	rm -rf "$BERTH_ROOT" "$BERTH_RUN"
+	berth-dev start "${BENCH_DAEMONS[@]}" >/dev/null
 }
 
 bench_suite_stop() {
