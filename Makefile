@@ -113,6 +113,8 @@ $(eval $(call daemon,snapshot,snapshot-svc,berth-snapshotd))
 $(eval $(call daemon,gateway,gateway,berth-gatewayd))
 # the image service talks to content and snapshots as a client of libberth
 $(eval $(call daemon,image,image-svc,berth-imaged,$(LIBBERTH_A)))
+# the task service asks the snapshotters for mounts through libberth
+$(eval $(call daemon,task,task-svc,berth-taskd,$(LIBBERTH_A)))
 
 # berth-shim runs once per container: it links libc, protobuf-c and the few
 # common/ objects it uses, never libzmq, sqlite or openssl (see docs/tasks.md).
@@ -137,6 +139,10 @@ $(BIN)/berth-image: $(OBJ)/image-svc/image_debug.o $(LIBCLI) $(LIBBERTH_A) $(LIB
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
+$(BIN)/berth-task: $(OBJ)/task-svc/task_debug.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
 $(BIN)/berth-content: $(OBJ)/content-svc/content_debug.o $(LIBCLI) $(LIBBERTH_A) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
@@ -149,7 +155,7 @@ $(BIN)/berth-dev: deploy/dev/berth-dev
 	@mkdir -p $(BIN)
 	install -m 0755 $< $@
 
-BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-snapshot $(BIN)/berth-image $(BIN)/berth-dev
+BINS := $(DAEMON_BINS) $(BIN)/berth $(BIN)/berth-content $(BIN)/berth-snapshot $(BIN)/berth-image $(BIN)/berth-dev $(BIN)/berth-task
 BINS += $(BIN)/berth-shim $(BIN)/berth-shim-ctl
 
 all: $(BINS) $(LIBBERTH_SO) $(LIBBERTH_A) tests-build

@@ -13,6 +13,9 @@
 
 extern const cli_cmd cli_oci_cmds[]; /* cli_oci.c */
 
+extern const cli_cmd cli_containers_cmds[]; /* cli_containers.c */
+extern const cli_cmd cli_tasks_cmds[];      /* cli_tasks.c */
+
 static const cli_cmd top[] = {
 	{ "content", NULL, NULL, "Manage blobs (ls, info, get, ingest, rm, active, label, abort)", cli_content_cmds,
 	  { 0 } },
@@ -23,6 +26,10 @@ static const cli_cmd top[] = {
 	{ "namespaces", NULL, NULL, "Manage namespaces (create, ls, rm, label)", cli_namespaces_cmds,
 	  { "namespace", "ns" } },
 	{ "oci", NULL, NULL, "OCI runtime specs (spec)", cli_oci_cmds, { 0 } },
+	{ "containers", NULL, NULL, "Manage containers (create, ls, info, rm, label)", cli_containers_cmds,
+	  { "container", "c" } },
+	{ "tasks", NULL, NULL, "Run and manage tasks (start, ls, kill, exec, ps, pause, resume, metrics, rm, attach, wait)",
+	  cli_tasks_cmds, { "task", "t" } },
 	{ "config", NULL, NULL, "Show the configuration's keys and defaults, check a file", cli_config_cmds, { 0 } },
 	{ "version", cli_version, NULL, "Print versions and the health of each service", NULL, { 0 } },
 	{ "health", cli_health, NULL, "Ask the daemon at --address whether it is up", NULL, { 0 } },

@@ -15,6 +15,7 @@
 #include "berth/namespaces/v1/namespaces.pb-c.h"
 #include "berth/snapshots/v1/snapshots.pb-c.h"
 #include "berth/system/v1/system.pb-c.h"
+#include "berth/tasks/v1/tasks.pb-c.h"
 #include "bt_config.h"
 #include "bt_daemon.h"
 #include "bt_log.h"
@@ -25,13 +26,18 @@
 
 #define LOCAL_ENDPOINT "inproc://berth-gateway-local"
 
-/* The backend services the gateway routes to, by wire name. */
+/* The backend services the gateway routes to, by wire name, and the
+ * configured service whose address serves them (NULL: the same name). */
 static const struct {
 	const char *service;
 	const ProtobufCServiceDescriptor *desc;
+	const char *daemon_service;
 } backends[] = {
-	{ "content", &berth__content__v1__content__descriptor },
-	{ "images", &berth__images__v1__images__descriptor },
+	{ "content", &berth__content__v1__content__descriptor, NULL },
+	{ "images", &berth__images__v1__images__descriptor, NULL },
+	/* berth-taskd serves both */
+	{ "containers", &berth__tasks__v1__containers__descriptor, "tasks" },
+	{ "tasks", &berth__tasks__v1__tasks__descriptor, "tasks" },
 };
 
 static void *local_main(void *arg)
@@ -93,7 +99,8 @@ int main(int argc, char **argv)
 	refs = bt_xcalloc(BT_ARRAY_LEN(backends) + nsn, sizeof(*refs));
 	sn_services = bt_xcalloc(nsn, sizeof(char *));
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
-		addrs[i] = bt_config_service_address(cfg, backends[i].service);
+		addrs[i] = bt_config_service_address(
+			cfg, backends[i].daemon_service ? backends[i].daemon_service : backends[i].service);
 		refs[nrefs].service = backends[i].service;
 		refs[nrefs++].address = addrs[i];
 	}

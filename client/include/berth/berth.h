@@ -484,6 +484,124 @@ int berth_spec_image_labels(const char *config_json, size_t len, berth_label **o
 			    berth_error *err);
 void berth_spec_labels_free(berth_label *l, size_t n);
 
+/* --- containers and tasks ------------------------------------------------ */
+/* A container: what to run (an OCI runtime spec, JSON), on which root
+ * filesystem (an active snapshot), with which runtime. */
+typedef struct berth_container {
+	char *id;
+	char *image;          /* informational */
+	char *spec;           /* OCI runtime spec, JSON */
+	char *snapshotter;    /* "" : the default */
+	char *snapshot_key;
+	char *runtime;        /* "runc" (default) or "crun" */
+	char *runtime_binary; /* "" : the runtime's name in PATH */
+	char *runtime_root;   /* "" : the service's default */
+	size_t n_labels;
+	berth_label *labels;
+	int64_t created_at; /* ns since the epoch */
+	int64_t updated_at;
+} berth_container;
+
+void berth_container_clear(berth_container *c);
+void berth_containers_free(berth_container *v, size_t n);
+int berth_container_get(berth_client *c, const char *ns, const char *id, berth_container *out, berth_error *err);
+/* filters on id, image, snapshotter, snapshot_key, runtime.name, labels.KEY; NULL/0 for all. */
+int berth_container_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
+			 berth_container **out, size_t *n_out, berth_error *err);
+/* ALREADY_EXISTS when the id is taken; INVALID_ARGUMENT for a spec that is not JSON. out may be NULL. */
+int berth_container_create(berth_client *c, const char *ns, const berth_container *in, berth_container *out,
+			   berth_error *err);
+/* mask: "labels", "labels.KEY", "image", "spec", "snapshotter", "snapshot_key", "runtime"; none: all. */
+int berth_container_update(berth_client *c, const char *ns, const berth_container *in, const char *const *mask,
+			   size_t n_mask, berth_container *out, berth_error *err);
+/* FAILED_PRECONDITION while the container has a task. */
+int berth_container_delete(berth_client *c, const char *ns, const char *id, berth_error *err);
+
+enum berth_task_status {
+	BERTH_TASK_UNKNOWN = 0,
+	BERTH_TASK_CREATED = 1,
+	BERTH_TASK_RUNNING = 2,
+	BERTH_TASK_PAUSED = 3,
+	BERTH_TASK_STOPPED = 4,
+};
+/* "created", "running", "paused", "stopped" or "unknown". */
+const char *berth_task_status_name(int status);
+
+/* Stdio of a process: paths of FIFOs (or files, devices) the caller made;
+ * NULL or "" is /dev/null.  With terminal, output comes on out only. */
+typedef struct berth_stdio {
+	const char *in, *out, *err;
+	bool terminal;
+} berth_stdio;
+
+typedef struct berth_process {
+	char *container_id;
+	char *exec_id; /* "" for the task's init process */
+	int status;    /* enum berth_task_status */
+	uint32_t pid;
+	uint32_t exit_status; /* when stopped: the code, or 128 + signal */
+	int64_t exited_at;
+	bool terminal;
+	char *in, *out, *err;
+	char *reason; /* why, when the shim could not say ("" normally) */
+} berth_process;
+
+void berth_process_clear(berth_process *p);
+void berth_processes_free(berth_process *v, size_t n);
+
+/* Creates the task of container id (its root filesystem mounted, its shim
+ * started, the process created but not started). */
+int berth_task_create(berth_client *c, const char *ns, const char *id, const berth_stdio *io, uint32_t *pid,
+		      berth_error *err);
+/* Starts the task (exec_id NULL) or an exec. */
+int berth_task_start(berth_client *c, const char *ns, const char *id, const char *exec_id, uint32_t *pid,
+		     berth_error *err);
+/* Deletes a stopped task (everything of it goes) or exec; returns its exit. */
+int berth_task_delete(berth_client *c, const char *ns, const char *id, const char *exec_id, uint32_t *exit_status,
+		      int64_t *exited_at, berth_error *err);
+int berth_task_get(berth_client *c, const char *ns, const char *id, const char *exec_id, berth_process *out,
+		   berth_error *err);
+/* filters on container_id, status, pid. */
+int berth_task_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
+		    berth_process **out, size_t *n_out, berth_error *err);
+/* signal 0: SIGTERM; all: every process of the container. */
+int berth_task_kill(berth_client *c, const char *ns, const char *id, const char *exec_id, int signal, bool all,
+		    berth_error *err);
+/* Registers an exec: process_json is an OCI "process" object. */
+int berth_task_exec(berth_client *c, const char *ns, const char *id, const char *exec_id, const char *process_json,
+		    const berth_stdio *io, berth_error *err);
+int berth_task_resize(berth_client *c, const char *ns, const char *id, const char *exec_id, uint32_t width,
+		      uint32_t height, berth_error *err);
+/* The process's stdin reaches EOF once what was written is read. */
+int berth_task_close_stdin(berth_client *c, const char *ns, const char *id, const char *exec_id, berth_error *err);
+int berth_task_pause(berth_client *c, const char *ns, const char *id, berth_error *err);
+int berth_task_resume(berth_client *c, const char *ns, const char *id, berth_error *err);
+
+typedef struct berth_pid_info {
+	uint32_t pid;
+	char *exec_id; /* "" for init and processes it started */
+} berth_pid_info;
+void berth_pid_infos_free(berth_pid_info *v, size_t n);
+int berth_task_pids(berth_client *c, const char *ns, const char *id, berth_pid_info **out, size_t *n_out,
+		    berth_error *err);
+/* resources_json: an OCI LinuxResources object. */
+int berth_task_update(berth_client *c, const char *ns, const char *id, const char *resources_json,
+		      berth_error *err);
+
+typedef struct berth_task_metrics {
+	int cgroup_version;
+	uint64_t cpu_usage_ns, cpu_user_ns, cpu_system_ns;
+	uint64_t memory_usage, memory_limit; /* limit 0: none */
+	uint64_t pids_current, pids_limit;
+	char freezer_state[16]; /* THAWED, FREEZING, FROZEN */
+	char cgroup[512];
+} berth_task_metrics;
+int berth_task_metrics_get(berth_client *c, const char *ns, const char *id, berth_task_metrics *out,
+			   berth_error *err);
+/* Blocks (no deadline) until the process exits. */
+int berth_task_wait(berth_client *c, const char *ns, const char *id, const char *exec_id, uint32_t *exit_status,
+		    int64_t *exited_at, berth_error *err);
+
 #ifdef __cplusplus
 }
 #endif
