@@ -2,6 +2,7 @@
  * cli — command dispatch, option parsing, errors with hints, tables.
  */
 #define _GNU_SOURCE
+#include "bt_keys.h"
 #include "cli.h"
 
 #include <getopt.h>
@@ -62,10 +63,29 @@ berth_client *cli_client(cli_ctx *ctx)
 {
 	berth_error err;
 	berth_options o = { .address = ctx->address, .namespace_ = ctx->ns, .timeout_ms = ctx->timeout_ms };
+	char server[BT_KEY_LEN + 1], secret[BT_KEY_LEN + 1], public[BT_KEY_LEN + 1];
+	const char *skf = ctx->server_key_file ? ctx->server_key_file : getenv("BERTH_SERVER_KEY");
+	const char *kf = ctx->key_file ? ctx->key_file : getenv("BERTH_KEY");
+	bt_err e;
 
 	if (ctx->client)
 		return ctx->client;
+	if ((skf && *skf) || (kf && *kf)) {
+		if (!skf || !*skf || !kf || !*kf) {
+			cli_errorf(ctx, "CURVE needs both --server-key (the gateway's .pub) and --key (your .key)");
+			return NULL;
+		}
+		if (bt_key_read(skf, server, &e) < 0 || bt_key_read(kf, secret, &e) < 0 ||
+		    bt_key_public(secret, public, &e) < 0) {
+			cli_errorf(ctx, "%s", e.msg);
+			return NULL;
+		}
+		o.server_key = server;
+		o.public_key = public;
+		o.secret_key = secret;
+	}
 	ctx->client = berth_client_new(&o, &err);
+	explicit_bzero(secret, sizeof(secret));
 	if (!ctx->client)
 		cli_fail(ctx, &err);
 	return ctx->client;

@@ -25,6 +25,8 @@ typedef struct cli_ctx {
 	const char *ns;        /* NULL: env BERTH_NAMESPACE or "default" */
 	int64_t timeout_ms;    /* 0: default */
 	const char *daemon;    /* what serves the address, for hints ("berth-gatewayd") */
+	const char *server_key_file; /* CURVE for tcp://: the gateway's public key file (env BERTH_SERVER_KEY) */
+	const char *key_file;        /* … and this client's secret key file (env BERTH_KEY) */
 	berth_client *client;  /* connected on first use */
 } cli_ctx;
 
@@ -119,6 +121,7 @@ int cli_content(cli_ctx *ctx, int argc, char **argv);
 extern const cli_cmd cli_images_cmds[];
 int cli_images(cli_ctx *ctx, int argc, char **argv);
 extern const cli_cmd cli_namespaces_cmds[];
+extern const cli_cmd cli_keys_cmds[];
 
 /* Transfer progress for a terminal (bars) or a log (lines). */
 typedef struct cli_progress cli_progress;

@@ -30,6 +30,7 @@ static const cli_cmd top[] = {
 	  { "container", "c" } },
 	{ "tasks", NULL, NULL, "Run and manage tasks (start, ls, kill, exec, ps, pause, resume, metrics, rm, attach, wait)",
 	  cli_tasks_cmds, { "task", "t" } },
+	{ "keys", NULL, NULL, "CURVE keys for remote access (generate)", cli_keys_cmds, { 0 } },
 	{ "config", NULL, NULL, "Show the configuration's keys and defaults, check a file", cli_config_cmds, { 0 } },
 	{ "version", cli_version, NULL, "Print versions and the health of each service", NULL, { 0 } },
 	{ "health", cli_health, NULL, "Ask the daemon at --address whether it is up", NULL, { 0 } },
@@ -44,6 +45,8 @@ static void usage(FILE *f)
 		   "  -a, --address ADDR     gateway endpoint (env BERTH_ADDRESS; default %s)\n"
 		   "  -n, --namespace NS     namespace (env BERTH_NAMESPACE; default %s)\n"
 		   "      --timeout DUR      deadline of each call (default 30s)\n"
+		   "      --server-key FILE  for a tcp:// address: the gateway's public key (env BERTH_SERVER_KEY)\n"
+		   "      --key FILE         … and your secret key, from `berth keys generate` (env BERTH_KEY)\n"
 		   "  -h, --help             this help\n\n",
 		BERTH_DEFAULT_ADDRESS, BERTH_DEFAULT_NAMESPACE);
 	cli_group_help(f, "berth", "", top);
@@ -55,6 +58,8 @@ int main(int argc, char **argv)
 		{ "address", required_argument, NULL, 'a' },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "server-key", required_argument, NULL, 'S' },
+		{ "key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -78,6 +83,12 @@ int main(int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			ctx.timeout_ms = ms;
+			break;
+		case 'S':
+			ctx.server_key_file = optarg;
+			break;
+		case 'K':
+			ctx.key_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);

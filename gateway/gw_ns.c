@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "gw_ns.h"
 
+#include "gw_auth.h"
+
 #include <pthread.h>
 #include <string.h>
 
@@ -213,6 +215,23 @@ static int check_name(const char *name, bt_err *e)
 	return bt_ident_validate("namespace", name ? name : "", e);
 }
 
+/* Whether the caller (a remote key, through the gateway) may see ns. */
+static bool visible(bt_call *call, const char *ns)
+{
+	const bt_principal *p = bt_call_principal(call);
+	return !p || gw_key_allows(p->namespaces, p->n_namespaces, ns);
+}
+
+/* A valid name the caller may use. */
+static int check_use(bt_call *call, const char *name, bt_err *e)
+{
+	if (check_name(name, e) < 0)
+		return -1;
+	if (!visible(call, name))
+		return bt_err_set(e, BT_PERMISSION_DENIED, "namespace \"%s\" is not one this key may use", name);
+	return 0;
+}
+
 /* --- handlers ------------------------------------------------------------------------- */
 
 static void reply_ns(bt_call *call, const ns_rec *r, ProtobufCMessage *resp, Berth__Namespaces__V1__Namespace **slot)
@@ -232,7 +251,7 @@ static void h_get(bt_call *call, void *ctx)
 	ns_rec r;
 	bt_err e;
 
-	if (check_name(q->name, &e) < 0) {
+	if (check_use(call, q->name, &e) < 0) {
 		bt_call_error(call, &e);
 		return;
 	}
@@ -280,7 +299,7 @@ static void h_list(bt_call *call, void *ctx)
 				rec_clear(&r);
 				break;
 			}
-			if (!bt_filter_match(f, rec_field, &r)) {
+			if (!visible(call, r.name) || !bt_filter_match(f, rec_field, &r)) {
 				rec_clear(&r);
 				continue;
 			}
@@ -327,7 +346,7 @@ static void h_create(bt_call *call, void *ctx)
 		return;
 	}
 	bt_pbmap_to_labels((void *const *)q->namespace_->labels, q->namespace_->n_labels, &want);
-	if (check_name(q->namespace_->name, &e) < 0 || bt_labels_validate(&want, false, &e) < 0) {
+	if (check_use(call, q->namespace_->name, &e) < 0 || bt_labels_validate(&want, false, &e) < 0) {
 		bt_labels_clear(&want);
 		bt_call_error(call, &e);
 		return;
@@ -364,7 +383,7 @@ static void h_update(bt_call *call, void *ctx)
 		return;
 	}
 	bt_pbmap_to_labels((void *const *)q->namespace_->labels, q->namespace_->n_labels, &want);
-	if (check_name(q->namespace_->name, &e) < 0) {
+	if (check_use(call, q->namespace_->name, &e) < 0) {
 		bt_labels_clear(&want);
 		bt_call_error(call, &e);
 		return;
@@ -436,7 +455,7 @@ static void h_delete(bt_call *call, void *ctx)
 	bt_err e = { 0 };
 	int rc;
 
-	if (check_name(q->name, &e) < 0) {
+	if (check_use(call, q->name, &e) < 0) {
 		bt_call_error(call, &e);
 		return;
 	}

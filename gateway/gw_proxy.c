@@ -84,6 +84,8 @@ struct gw_proxy {
 	int64_t connect_grace_ms;
 	void (*on_namespace)(void *arg, const char *ns, const char *method);
 	void *on_namespace_arg;
+	const gw_auth *auth;
+	char *tcp_address;
 	route routes[MAX_ROUTES];
 	int nroutes;
 	conn conns[MAX_ROUTES];
@@ -115,6 +117,7 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	p->connect_grace_ms = o->connect_grace_ms >= 0 ? o->connect_grace_ms : 2000;
 	p->on_namespace = o->on_namespace;
 	p->on_namespace_arg = o->on_namespace_arg;
+	p->auth = o->auth;
 	p->by_gw = bt_map_new();
 	p->by_client = bt_map_new();
 	p->clients = bt_map_new();
@@ -156,6 +159,21 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 			bt_err_errno(e, errno, "chown %s", o->public_address + 6);
 			goto fail;
 		}
+	}
+	if (o->tcp_address && *o->tcp_address) {
+		/* options apply to the endpoints bound after them: the ipc one stays plain */
+		int server = 1;
+		if (zmq_setsockopt(p->pub, ZMQ_CURVE_SERVER, &server, sizeof(server)) < 0 || !o->secret_key ||
+		    zmq_setsockopt(p->pub, ZMQ_CURVE_SECRETKEY, o->secret_key, strlen(o->secret_key)) < 0 ||
+		    zmq_setsockopt(p->pub, ZMQ_ZAP_DOMAIN, "berth", 5) < 0) {
+			bt_err_set(e, BT_INVALID_ARGUMENT, "gateway CURVE key: %s", zmq_strerror(errno));
+			goto fail;
+		}
+		if (zmq_bind(p->pub, o->tcp_address) < 0) {
+			bt_err_set(e, BT_UNAVAILABLE, "bind %s: %s", o->tcp_address, zmq_strerror(errno));
+			goto fail;
+		}
+		p->tcp_address = bt_xstrdup(o->tcp_address);
 	}
 	return p;
 fail:
@@ -485,6 +503,26 @@ static bool on_client(gw_proxy *p)
 		reply_error(p, cid, cidlen, creq, e.code, "%s", e.msg);
 		goto out;
 	}
+	/* A remote client: its key decides what it may touch. */
+	const char *uid = zmq_msg_gets(&f[1], "User-Id");
+	const gw_key *ck = NULL;
+	if (uid && *uid) {
+		ck = gw_auth_lookup(p->auth, uid);
+		if (!ck) {
+			reply_error(p, cid, cidlen, creq, BT_PERMISSION_DENIED, "unknown client key");
+			goto out;
+		}
+		if (!rt->r.no_namespace && !gw_key_allows(ck->patterns, bt_strv_len(ck->patterns), h->namespace_)) {
+			reply_error(p, cid, cidlen, creq, BT_PERMISSION_DENIED, "key %s may not use namespace \"%s\"",
+				    ck->name, h->namespace_);
+			goto out;
+		}
+		if (ck->read_only && !gw_method_reads(h->method)) {
+			reply_error(p, cid, cidlen, creq, BT_PERMISSION_DENIED, "key %s is read-only: %s.%s is refused",
+				    ck->name, h->service, h->method);
+			goto out;
+		}
+	}
 	if (!rt->r.no_namespace && p->on_namespace)
 		p->on_namespace(p->on_namespace_arg, h->namespace_, h->method);
 	unsigned char key[MAX_IDENTITY + 8];
@@ -505,10 +543,10 @@ static bool on_client(gw_proxy *p)
 	 * name the snapshotter meant, and forward. */
 	uint64_t gw_id = p->next_id++;
 	bt_principal pr = BERTH__RPC__V1__PRINCIPAL__INIT;
-	pr.name = (char *)"local";
-	pr.n_namespaces = 1;
-	pr.namespaces = (char **)local_principal_ns;
-	pr.read_only = false;
+	pr.name = ck ? ck->name : (char *)"local";
+	pr.n_namespaces = ck ? bt_strv_len(ck->patterns) : 1;
+	pr.namespaces = ck ? ck->patterns : (char **)local_principal_ns;
+	pr.read_only = ck ? ck->read_only : false;
 	bt_principal *theirs = h->principal;
 	char *their_sn = h->snapshotter;
 	h->principal = &pr;
@@ -813,6 +851,7 @@ void gw_proxy_free(gw_proxy **pp)
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	free(p->public_address);
+	free(p->tcp_address);
 	free(p);
 	*pp = NULL;
 }

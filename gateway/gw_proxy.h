@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "bt_err.h"
+#include "gw_auth.h"
 
 typedef struct gw_proxy gw_proxy;
 
@@ -43,6 +44,11 @@ typedef struct gw_proxy_opts {
 	/* Called for every request forwarded in a namespace (from the loop's thread). */
 	void (*on_namespace)(void *arg, const char *ns, const char *method);
 	void *on_namespace_arg;
+	/* Remote clients: a tcp:// endpoint with CURVE (NULL/"" for none), the
+	 * gateway's secret key (z85), and the keys that may connect. */
+	const char *tcp_address;
+	const char *secret_key;
+	const gw_auth *auth;
 } gw_proxy_opts;
 
 gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e);

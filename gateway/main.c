@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "berth/content/v1/content.pb-c.h"
 #include "berth/images/v1/images.pb-c.h"
@@ -20,6 +21,8 @@
 #include "bt_daemon.h"
 #include "bt_log.h"
 #include "bt_util.h"
+#include "bt_keys.h"
+#include "gw_auth.h"
 #include "gw_ns.h"
 #include "gw_proxy.h"
 #include "gw_system.h"
@@ -46,6 +49,25 @@ static void *local_main(void *arg)
 	if (bt_server_run(arg, &e) < 0)
 		bt_log_err("local services: %s", e.msg);
 	return NULL;
+}
+
+/* The gateway's CURVE secret key: gateway.key_file, or state/server.key made
+ * (with server.pub beside it, for clients) the first time. */
+static int load_key(const bt_config *cfg, const char *state, char secret[BT_KEY_LEN + 1], char **path, bt_err *e)
+{
+	const char *conf = bt_config_str(cfg, "gateway.key_file");
+	char pubkey[BT_KEY_LEN + 1];
+
+	if (*conf)
+		return bt_key_read(conf, secret, e);
+	*path = bt_xasprintf("%s/server.key", state);
+	if (access(*path, F_OK) != 0) {
+		_cleanup_free_ char *prefix = bt_xasprintf("%s/server", state);
+		if (bt_keypair_write(prefix, pubkey, e) < 0)
+			return -1;
+		bt_log_info("made the gateway's CURVE keypair; its public key (%s/server.pub): %s", state, pubkey);
+	}
+	return bt_key_read(*path, secret, e);
 }
 
 static void touch_namespace(void *arg, const char *ns, const char *method)
@@ -84,6 +106,9 @@ int main(int argc, char **argv)
 	_cleanup_free_ char *pub = NULL;
 	gw_system sys = { 0 };
 	gw_ns *nsreg = NULL;
+	gw_auth *auth = NULL;
+	char secret[BT_KEY_LEN + 1] = "";
+	_cleanup_free_ char *keyfile = NULL;
 	_cleanup_free_ char *state = NULL;
 	bt_service svc, nssvc;
 	pthread_t local_thread;
@@ -129,6 +154,14 @@ int main(int argc, char **argv)
 	if ((rc = bt_server_add(local, &nssvc, &e)) < 0)
 		goto out;
 
+	const char *tcp = bt_config_str(cfg, "gateway.tcp_address");
+	if (*tcp) {
+		if ((rc = load_key(cfg, state, secret, &keyfile, &e)) < 0)
+			goto out;
+		if ((rc = gw_auth_load(bt_config_str(cfg, "gateway.authorized_keys"), &auth, &e)) < 0 ||
+		    (rc = gw_auth_start(auth, &e)) < 0)
+			goto out;
+	}
 	pub = args.address ? bt_xstrdup(args.address) : bt_config_gateway_address(cfg);
 	unsigned long mode = strtoul(bt_config_str(cfg, "gateway.socket_mode"), NULL, 8);
 	gw_proxy_opts po = {
@@ -139,6 +172,9 @@ int main(int argc, char **argv)
 		.connect_grace_ms = bt_config_duration_ms(cfg, "gateway.connect_grace"),
 		.on_namespace = touch_namespace,
 		.on_namespace_arg = nsreg,
+		.tcp_address = tcp,
+		.secret_key = secret,
+		.auth = auth,
 	};
 	proxy = gw_proxy_new(&po, &e);
 	if (!proxy) {
@@ -189,6 +225,8 @@ out:
 	gw_proxy_free(&proxy);
 	bt_server_free(&local);
 	gw_ns_free(&nsreg);
+	gw_auth_free(&auth);
+	explicit_bzero(secret, sizeof(secret));
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)
 		free(addrs[i]);
 	for (size_t i = 0; sn_services && i < nsn; i++)
