@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -95,9 +96,14 @@ void shim_proc_free(shim *s, shim_proc *p)
 	shim_proc_close_child_fds(p);
 	if (p->master >= 0)
 		close(p->master);
+	/* a process forgotten before it ran (failed create or exec start) */
+	bt_err gone = { 0 };
+	if (p->waiters)
+		bt_err_set(&gone, BT_NOT_FOUND, "%s: removed: it never ran", p->exec_id ? p->exec_id : "init");
 	while (p->waiters) {
 		shim_waiter *w = p->waiters;
 		p->waiters = w->next;
+		shim_reply(s, w->conn_id, w->request_id, &gone, NULL);
 		free(w);
 	}
 	free(p->exec_id);
@@ -319,6 +325,13 @@ void shim_proc_exited(shim *s, shim_proc *p, int wstatus, int64_t at_ns)
 		fprintf(stderr, "berth-shim: %s: record exit: %s\n", s->id, e.msg);
 	/* nobody reads the process's stdin any more */
 	shim_pump_close(&p->in);
+	/* Without a pid namespace of its own the container's execs outlive its
+	 * init: end them as the kernel would.  They are our unreaped children,
+	 * so their pids cannot have been reused. */
+	if (p->exec_id == NULL)
+		for (shim_proc *q = s->procs; q; q = q->next)
+			if (q->exec_id && q->pid > 0 && !q->exited)
+				kill(q->pid, SIGKILL);
 	shim_proc_announce_ready(s);
 }
 
@@ -345,9 +358,15 @@ void shim_proc_announce_ready(shim *s)
 {
 	int64_t now = bt_mono_ms();
 	for (shim_proc *p = s->procs; p; p = p->next) {
-		if (!p->exited || p->announced)
+		/* never an exit before the reply to the start of that process */
+		if (!p->exited || p->announced || p->busy)
 			continue;
 		bool drained = p->out.src < 0 && p->err.src < 0;
+		/* the init's exit is the container's last: its execs go first */
+		if (p->exec_id == NULL)
+			for (shim_proc *x = s->procs; x && drained; x = x->next)
+				if (x->exec_id && x->pid > 0 && !x->exited)
+					drained = false;
 		if (!drained && now < p->drain_deadline)
 			continue;
 		p->announced = true;

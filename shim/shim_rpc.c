@@ -568,7 +568,7 @@ void shim_rpc_job_done(shim *s, shim_job *j, int wstatus)
 		if (ok && job_started(s, j, &e) == 0) {
 			if (!p->exited)
 				p->status = j->kind == JOB_CREATE ? PS_CREATED : PS_RUNNING;
-			orphan_check(s, p);
+			/* the reply first: an exit already reaped is announced after it */
 			if (j->kind == JOB_CREATE) {
 				Berth__Shim__V1__CreateResponse r = BERTH__SHIM__V1__CREATE_RESPONSE__INIT;
 				r.pid = (uint32_t)p->pid;
@@ -578,6 +578,7 @@ void shim_rpc_job_done(shim *s, shim_job *j, int wstatus)
 				r.pid = (uint32_t)p->pid;
 				REPLY(s, j->conn_id, j->request_id, r);
 			}
+			orphan_check(s, p);
 			return;
 		}
 		shim_reply(s, j->conn_id, j->request_id, &e, NULL);

@@ -224,11 +224,18 @@ exec_pause_kill() {
 	run ctl Kill exec_id=e2 signal=15
 	run ctl Wait exec_id=e2
 	assert_line exit_status=143
-	# SIGKILL of the init: 137
+	# SIGKILL of the init: 137, announced after the exit of an exec still running
+	run ctl Exec exec_id=e3 spec=@"$B/spec2.json"
+	run ctl Start exec_id=e3
+	assert_success
 	run ctl Kill signal=9
 	assert_success
 	run ctl Wait
 	assert_line exit_status=137
+	run ctl State exec_id=e3
+	assert_line process.status=STOPPED
+	assert_line process.exit_status=137
+	[ -e "$B/exec-e3.exit" ]
 	run ctl Delete
 	assert_line exit_status=137
 	run ctl Shutdown
