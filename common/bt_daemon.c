@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "bt_daemon.h"
 
+#include "bt_events.h"
+
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -87,6 +89,7 @@ int bt_daemon_init(const char *name, const char *summary, int argc, char **argv,
 	if (log_level && bt_log_set_level_name(log_level) < 0)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "--log-level %s: expected error, warn, info or debug",
 				  log_level);
+	bt_events_open(*cfg, name);
 	return 0;
 }
 

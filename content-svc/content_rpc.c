@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "content_rpc.h"
 
+#include "bt_events.h"
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,6 +165,8 @@ static void h_delete(bt_call *call, void *ctx)
 		bt_call_error(call, &e);
 		return;
 	}
+	/* (before the reply: the call is gone once it has its final answer) */
+	bt_event(bt_call_namespace(call), "/content/delete", "digest", r->digest, NULL);
 	bt_call_reply(call, &resp.base);
 }
 

@@ -21,6 +21,7 @@
 #include "berth/system/v1/system.pb-c.h"
 #include "bt_client.h"
 #include "bt_db.h"
+#include "bt_events.h"
 #include "bt_filter.h"
 #include "bt_ident.h"
 #include "bt_labels.h"
@@ -129,9 +130,12 @@ void gw_ns_touch(gw_ns *g, const char *ns, const char *method)
 	if (!creates(method))
 		return;
 	pthread_mutex_lock(&g->mu);
-	if (!bt_map_get(g->known, ns, strlen(ns)) && insert(g, ns, &e) < 0)
-		bt_log_warn("recording namespace %s: %s", ns, e.msg);
+	int rc = bt_map_get(g->known, ns, strlen(ns)) ? 0 : insert(g, ns, &e);
 	pthread_mutex_unlock(&g->mu);
+	if (rc < 0)
+		bt_log_warn("recording namespace %s: %s", ns, e.msg);
+	else if (rc > 0)
+		bt_event(ns, "/namespaces/create", "name", ns, NULL);
 }
 
 /* --- records -------------------------------------------------------------------------- */
@@ -361,10 +365,12 @@ static void h_create(bt_call *call, void *ctx)
 	}
 	pthread_mutex_unlock(&g->mu);
 	bt_labels_clear(&want);
-	if (rc < 0)
+	if (rc < 0) {
 		bt_call_error(call, &e);
-	else
+	} else {
 		reply_ns(call, &r, &resp.base, &resp.namespace_);
+		bt_event(r.name, "/namespaces/create", "name", r.name, NULL);
+	}
 	rec_clear(&r);
 }
 
@@ -398,10 +404,12 @@ static void h_update(bt_call *call, void *ctx)
 		rc = store_labels(g, &r, &e);
 	pthread_mutex_unlock(&g->mu);
 	bt_labels_clear(&want);
-	if (rc < 0)
+	if (rc < 0) {
 		bt_call_error(call, &e);
-	else
+	} else {
 		reply_ns(call, &r, &resp.base, &resp.namespace_);
+		bt_event(r.name, "/namespaces/update", "name", r.name, NULL);
+	}
 	rec_clear(&r);
 }
 
@@ -492,10 +500,12 @@ static void h_delete(bt_call *call, void *ctx)
 	if (rc == 0)
 		bt_map_del(g->known, q->name, strlen(q->name));
 	pthread_mutex_unlock(&g->mu);
-	if (rc < 0)
+	if (rc < 0) {
 		bt_call_error(call, &e);
-	else
+	} else {
+		bt_event(q->name, "/namespaces/delete", "name", q->name, NULL); /* q goes with the reply */
 		bt_call_reply(call, &resp.base);
+	}
 }
 
 static const bt_method methods[] = {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "berth/content/v1/content.pb-c.h"
+#include "berth/events/v1/events.pb-c.h"
 #include "berth/images/v1/images.pb-c.h"
 #include "berth/namespaces/v1/namespaces.pb-c.h"
 #include "berth/snapshots/v1/snapshots.pb-c.h"
@@ -22,7 +23,9 @@
 #include "bt_log.h"
 #include "bt_util.h"
 #include "bt_keys.h"
+#include "bt_events.h"
 #include "gw_auth.h"
+#include "gw_events.h"
 #include "gw_ns.h"
 #include "gw_proxy.h"
 #include "gw_system.h"
@@ -107,10 +110,12 @@ int main(int argc, char **argv)
 	gw_system sys = { 0 };
 	gw_ns *nsreg = NULL;
 	gw_auth *auth = NULL;
+	gw_events *events = NULL;
+	_cleanup_free_ char *events_addr = NULL;
 	char secret[BT_KEY_LEN + 1] = "";
 	_cleanup_free_ char *keyfile = NULL;
 	_cleanup_free_ char *state = NULL;
-	bt_service svc, nssvc;
+	bt_service svc, nssvc, evsvc;
 	pthread_t local_thread;
 	bool local_running = false;
 	bt_err e = { 0 };
@@ -135,7 +140,10 @@ int main(int argc, char **argv)
 		refs[nrefs++].address = sns[i].address;
 	}
 
-	bt_server_opts lo = { .daemon = "berth-gatewayd", .endpoint = LOCAL_ENDPOINT, .no_system = true };
+	/* every event subscriber holds a worker of the local server */
+	bt_server_opts lo = {
+		.daemon = "berth-gatewayd", .endpoint = LOCAL_ENDPOINT, .no_system = true, .max_workers = 1100
+	};
 	local = bt_server_new(&lo, &e);
 	if (!local) {
 		rc = -1;
@@ -152,6 +160,12 @@ int main(int argc, char **argv)
 		goto out;
 	gw_ns_service(nsreg, &nssvc);
 	if ((rc = bt_server_add(local, &nssvc, &e)) < 0)
+		goto out;
+	events_addr = bt_events_address(cfg);
+	if ((rc = gw_events_start(events_addr, &events, &e)) < 0)
+		goto out;
+	gw_events_service(events, &evsvc);
+	if ((rc = bt_server_add(local, &evsvc, &e)) < 0)
 		goto out;
 
 	const char *tcp = bt_config_str(cfg, "gateway.tcp_address");
@@ -193,6 +207,12 @@ int main(int argc, char **argv)
 			     .no_namespace = true };
 	if ((rc = gw_proxy_add_route(proxy, &nsroute, &e)) < 0)
 		goto out;
+	gw_route evroute = { .service = "events",
+			     .desc = &berth__events__v1__events__descriptor,
+			     .address = LOCAL_ENDPOINT,
+			     .no_namespace = true };
+	if ((rc = gw_proxy_add_route(proxy, &evroute, &e)) < 0)
+		goto out;
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
 		gw_route r = { .service = backends[i].service, .desc = backends[i].desc, .address = addrs[i] };
 		if ((rc = gw_proxy_add_route(proxy, &r, &e)) < 0)
@@ -225,6 +245,7 @@ out:
 	gw_proxy_free(&proxy);
 	bt_server_free(&local);
 	gw_ns_free(&nsreg);
+	gw_events_free(&events);
 	gw_auth_free(&auth);
 	explicit_bzero(secret, sizeof(secret));
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "image_store.h"
 
+#include "bt_events.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -300,6 +302,7 @@ typedef struct op {
 	size_t nmask;
 	image_rec *out;
 	const char *name;
+	bool created; /* put: the name was new */
 } op;
 
 static int do_create(image_store *s, void *arg, bt_err *e)
@@ -320,9 +323,10 @@ int image_store_create(image_store *s, const char *ns, const image_rec *r, image
 {
 	op o = { .ns = ns, .r = r, .out = out };
 
-	if (image_rec_validate(r, e) < 0)
+	if (image_rec_validate(r, e) < 0 || in_txn(s, do_create, &o, e) < 0)
 		return -1;
-	return in_txn(s, do_create, &o, e);
+	bt_event(ns, "/images/create", "name", r->name, "target", r->digest, NULL);
+	return 0;
 }
 
 static bool target_field(const char *f)
@@ -376,9 +380,10 @@ int image_store_update(image_store *s, const char *ns, const image_rec *r, char 
 		return -1;
 	for (size_t i = 0; i < nmask; i++)
 		target |= target_field(mask[i]);
-	if (target && image_rec_validate(r, e) < 0)
+	if ((target && image_rec_validate(r, e) < 0) || in_txn(s, do_update, &o, e) < 0)
 		return -1;
-	return in_txn(s, do_update, &o, e);
+	bt_event(ns, "/images/update", "name", r->name, NULL);
+	return 0;
 }
 
 static int do_put(image_store *s, void *arg, bt_err *e)
@@ -394,6 +399,7 @@ static int do_put(image_store *s, void *arg, bt_err *e)
 	}
 	if (rc == 0) {
 		image_rec_clear(&cur);
+		o->created = true;
 		return do_create(s, o, e);
 	}
 	for (size_t i = 0; i < o->r->labels.n; i++)
@@ -415,9 +421,10 @@ int image_store_put(image_store *s, const char *ns, const image_rec *r, image_re
 {
 	op o = { .ns = ns, .r = r, .out = out };
 
-	if (image_rec_validate(r, e) < 0)
+	if (image_rec_validate(r, e) < 0 || in_txn(s, do_put, &o, e) < 0)
 		return -1;
-	return in_txn(s, do_put, &o, e);
+	bt_event(ns, o.created ? "/images/create" : "/images/update", "name", r->name, "target", r->digest, NULL);
+	return 0;
 }
 
 static int do_delete(image_store *s, void *arg, bt_err *e)
@@ -438,9 +445,10 @@ int image_store_delete(image_store *s, const char *ns, const char *name, bt_err 
 {
 	op o = { .ns = ns, .name = name };
 
-	if (image_name_validate(name, e) < 0)
+	if (image_name_validate(name, e) < 0 || in_txn(s, do_delete, &o, e) < 0)
 		return -1;
-	return in_txn(s, do_delete, &o, e);
+	bt_event(ns, "/images/delete", "name", name, NULL);
+	return 0;
 }
 
 int image_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e)

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "snap_rpc.h"
 
+#include "bt_events.h"
+
 #include <string.h>
 
 #include "berth/snapshots/v1/snapshots.pb-c.h"
@@ -96,6 +98,9 @@ static void create(bt_call *call, snap_rpc *ctx, snap_kind kind, const ProtobufC
 		bt_call_error(call, &e);
 		return;
 	}
+	/* (before the reply: the call is gone once it has its final answer) */
+	bt_event(bt_call_namespace(call), kind == SNAP_VIEW ? "/snapshot/view" : "/snapshot/prepare", "key", key,
+		 "parent", parent ? parent : "", "snapshotter", ctx->name, NULL);
 	Berth__Types__V1__Mount **pm = bt_mounts_to_pb(m, n);
 	if (kind == SNAP_VIEW) {
 		view.n_mounts = n;
@@ -173,6 +178,7 @@ static void h_commit(bt_call *call, void *ctx)
 		bt_call_error(call, &e);
 		return;
 	}
+	bt_event(bt_call_namespace(call), "/snapshot/commit", "key", key, "name", name, "snapshotter", c->name, NULL);
 	bt_call_reply(call, &resp.base);
 }
 
@@ -190,6 +196,7 @@ static void h_remove(bt_call *call, void *ctx)
 		bt_call_error(call, &e);
 		return;
 	}
+	bt_event(bt_call_namespace(call), "/snapshot/remove", "key", key, "snapshotter", c->name, NULL);
 	bt_call_reply(call, &resp.base);
 }
 

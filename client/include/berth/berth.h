@@ -304,6 +304,29 @@ int berth_namespace_update(berth_client *c, const char *name, const berth_label 
 /* FAILED_PRECONDITION naming what remains while any service holds anything in it. */
 int berth_namespace_delete(berth_client *c, const char *name, berth_error *err);
 
+/* --- events ---------------------------------------------------------------- */
+typedef struct berth_event {
+	int64_t timestamp;        /* ns since the epoch */
+	const char *namespace_;
+	const char *topic;        /* "/images/create", "/tasks/exit", … */
+	const char *source;       /* the daemon that published it */
+	const berth_label *fields; /* name, digest, key, id, exit_status, … */
+	size_t n_fields;
+	uint64_t dropped;         /* events missed just before this one (a slow reader) */
+} berth_event;
+
+typedef struct berth_subscribe_opts {
+	const char *const *filters; /* on topic, namespace, source, fields.KEY; any may match */
+	size_t n_filters;
+	bool all_namespaces;        /* every namespace the caller may see */
+	/* Called per event (borrowed); return non-zero to end the subscription. */
+	int (*each)(void *arg, const berth_event *ev);
+	void *arg;
+} berth_subscribe_opts;
+
+/* Streams events of ns (NULL: the client's default) until each returns non-zero. */
+int berth_events_subscribe(berth_client *c, const char *ns, const berth_subscribe_opts *o, berth_error *err);
+
 /* --- images -------------------------------------------------------------- */
 typedef struct berth_descriptor {
 	char *media_type;
