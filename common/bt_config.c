@@ -37,6 +37,8 @@ static const key_def keys[] = {
 	  "The gateway's CURVE secret key (z85); empty means $root/gateway/server.key, made on first use." },
 	{ "gateway.authorized_keys", K_STR, "/etc/berth/authorized_keys",
 	  "Remote clients' public keys: KEY ro|rw NAMESPACE-PATTERN[,…] [NAME] per line." },
+	{ "gateway.event_queue", K_INT, "1024",
+	  "Events held for one subscriber that reads slowly; beyond, its oldest are dropped (and counted)." },
 	{ "gateway.max_in_flight", K_INT, "1024", "Requests one client may have in flight at the gateway." },
 	{ "gateway.connect_grace", K_DURATION, "2s",
 	  "How long a request waits for a backend that is not connected (restarting) before UNAVAILABLE." },

@@ -4,12 +4,12 @@
  * A hub thread reads every daemon's events from a SUB socket bound at the
  * events endpoint (and the gateway's own, injected by gw_events_publish),
  * decodes each once, and appends it to the queue of every subscriber whose
- * namespaces and filters it matches.  A queue holds at most QUEUE_MAX
- * events: when a subscriber reads too slowly its oldest events are dropped
+ * namespaces and filters it matches.  A queue holds at most
+ * gateway.event_queue events: when a subscriber reads too slowly its oldest events are dropped
  * and counted, and the next one it gets says how many it missed.  Nothing
  * ever waits for a subscriber: the hub only appends under a lock, and each
  * Subscribe call's worker sends from its own queue at the pace its client
- * gives credit.  Memory is bounded by QUEUE_MAX × MAX_SUBSCRIBERS events.
+ * gives credit.  Memory is bounded by the queue size × MAX_SUBSCRIBERS events.
  */
 #define _GNU_SOURCE
 #include "gw_events.h"
@@ -28,7 +28,6 @@
 #include "bt_util.h"
 #include "gw_auth.h"
 
-#define QUEUE_MAX 1024
 #define MAX_SUBSCRIBERS 1024
 #define WAIT_MS 200
 
@@ -42,8 +41,8 @@ typedef struct sub {
 	char *ns;                  /* the header's namespace, NULL with all_namespaces */
 	char **patterns;           /* a remote key's namespaces (NULL-terminated), NULL: all */
 	bt_filter *filter;
-	ev *q[QUEUE_MAX];
-	size_t head, len;
+	ev **q;
+	size_t cap, head, len;
 	uint64_t dropped;
 	pthread_cond_t cv;
 } sub;
@@ -58,6 +57,7 @@ struct gw_events {
 	pthread_mutex_t mu;
 	sub *subs;
 	int nsubs;
+	size_t queue_max;
 };
 
 static void ev_unref(ev *e)
@@ -104,15 +104,15 @@ static void dispatch(gw_events *g, Berth__Events__V1__Envelope *env)
 	for (sub *s = g->subs; s; s = s->next) {
 		if (!wants(s, env))
 			continue;
-		if (s->len == QUEUE_MAX) {
+		if (s->len == s->cap) {
 			/* the slowest reader loses its oldest event, nobody waits */
 			ev_unref(s->q[s->head]);
-			s->head = (s->head + 1) % QUEUE_MAX;
+			s->head = (s->head + 1) % s->cap;
 			s->len--;
 			s->dropped++;
 		}
 		atomic_fetch_add(&e->refs, 1);
-		s->q[(s->head + s->len) % QUEUE_MAX] = e;
+		s->q[(s->head + s->len) % s->cap] = e;
 		s->len++;
 		pthread_cond_signal(&s->cv);
 	}
@@ -154,11 +154,12 @@ static void *hub_main(void *arg)
 	return NULL;
 }
 
-int gw_events_start(const char *address, gw_events **out, bt_err *e)
+int gw_events_start(const char *address, size_t queue_max, gw_events **out, bt_err *e)
 {
 	gw_events *g = bt_xzalloc(sizeof(*g));
 	int hwm = 100000;
 
+	g->queue_max = queue_max > 0 ? queue_max : 1024;
 	g->lock_fd = -1;
 	atomic_init(&g->stop, 0);
 	pthread_mutex_init(&g->mu, NULL);
@@ -211,6 +212,9 @@ static void h_subscribe(bt_call *call, void *ctx)
 	sub *s = bt_xzalloc(sizeof(*s));
 	bt_err e = { 0 };
 
+	s->cap = g->queue_max;
+	s->q = bt_xcalloc(s->cap, sizeof(*s->q));
+
 	if (bt_filter_parse((const char *const *)q->filters, q->n_filters, &s->filter, &e) < 0)
 		goto out;
 	if (!q->all_namespaces) {
@@ -248,7 +252,7 @@ static void h_subscribe(bt_call *call, void *ctx)
 			continue;
 		}
 		ev *one = s->q[s->head];
-		s->head = (s->head + 1) % QUEUE_MAX;
+		s->head = (s->head + 1) % s->cap;
 		s->len--;
 		uint64_t dropped = s->dropped;
 		s->dropped = 0;
@@ -271,7 +275,7 @@ static void h_subscribe(bt_call *call, void *ctx)
 	pthread_mutex_unlock(&g->mu);
 	while (s->len) {
 		ev_unref(s->q[s->head]);
-		s->head = (s->head + 1) % QUEUE_MAX;
+		s->head = (s->head + 1) % s->cap;
 		s->len--;
 	}
 	pthread_cond_destroy(&s->cv);
@@ -285,6 +289,7 @@ out:
 	bt_filter_free(&s->filter);
 	free(s->ns);
 	bt_strv_free(s->patterns);
+	free(s->q);
 	free(s);
 }
 

@@ -10,8 +10,9 @@
 
 typedef struct gw_events gw_events;
 
-/* Binds the SUB socket the daemons publish to and starts the hub thread. */
-int gw_events_start(const char *address, gw_events **out, bt_err *e);
+/* Binds the SUB socket the daemons publish to and starts the hub thread;
+ * each subscriber gets a queue of queue_max events. */
+int gw_events_start(const char *address, size_t queue_max, gw_events **out, bt_err *e);
 void gw_events_free(gw_events **g);
 void gw_events_service(gw_events *g, bt_service *svc);
 

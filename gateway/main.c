@@ -162,7 +162,7 @@ int main(int argc, char **argv)
 	if ((rc = bt_server_add(local, &nssvc, &e)) < 0)
 		goto out;
 	events_addr = bt_events_address(cfg);
-	if ((rc = gw_events_start(events_addr, &events, &e)) < 0)
+	if ((rc = gw_events_start(events_addr, (size_t)bt_config_int(cfg, "gateway.event_queue"), &events, &e)) < 0)
 		goto out;
 	gw_events_service(events, &evsvc);
 	if ((rc = bt_server_add(local, &evsvc, &e)) < 0)

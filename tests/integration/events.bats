@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# Events end to end: what the services publish during an import and an
+# unpack, filtered per namespace and topic, every namespace with
+# --all-namespaces; a subscriber that never reads delays nothing, is told
+# what it missed, and the gateway's memory stays bounded.
+
+load helpers
+source "$REPO/tests/images/fixtures.sh"
+
+setup_file() {
+	suite_setup
+	export SUITE_DIR
+	# small per-subscriber queues, so that a stalled reader overflows soon
+	printf '[gateway]\nevent_queue = 8\n' >"$BERTH_CONFIG"
+	berth-dev restart berth-gatewayd >/dev/null
+	fx_base "$SUITE_DIR/oci" v1
+	skopeo copy --quiet "oci:$SUITE_DIR/oci:v1" "oci-archive:$SUITE_DIR/img.tar:example.org/ev/img:v1"
+}
+
+teardown_file() { suite_teardown; }
+
+setup() { NS=$(fresh_ns); }
+teardown() {
+	[ -z "${SUB_PID:-}" ] || { kill -CONT "$SUB_PID" 2>/dev/null; kill "$SUB_PID" 2>/dev/null; wait "$SUB_PID" 2>/dev/null; }
+	[ -z "${BATS_TEST_COMPLETED:-}" ] && dump_logs || true
+}
+
+stop_sub() {
+	sleep 0.5
+	kill "$SUB_PID" 2>/dev/null
+	wait "$SUB_PID" 2>/dev/null || true
+	SUB_PID=
+}
+
+@test "an import and its unpack publish images and snapshot events in their namespace only" {
+	out=$SUITE_DIR/ev-$NS.log
+	berth -n "$NS" events >"$out" 2>&1 &
+	SUB_PID=$!
+	sleep 1
+	berth -n "other-$NS" images import "$SUITE_DIR/img.tar" >/dev/null
+	berth -n "$NS" images import "$SUITE_DIR/img.tar" >/dev/null
+	berth -n "$NS" images rm example.org/ev/img:v1 >/dev/null
+	stop_sub
+	run cat "$out"
+	assert_output --regexp "$NS /namespaces/create name=$NS"
+	assert_output --regexp "$NS /images/create name=example.org/ev/img:v1,target=sha256:"
+	assert_output --regexp "$NS /snapshot/prepare key=.*snapshotter=overlayfs"
+	assert_output --regexp "$NS /snapshot/commit key=.*,name=sha256:"
+	assert_output --regexp "$NS /images/delete name=example.org/ev/img:v1"
+	refute_output --partial "other-$NS"
+}
+
+@test "--topic filters; --all-namespaces sees every namespace" {
+	out=$SUITE_DIR/ev-topic-$NS.log
+	all=$SUITE_DIR/ev-all-$NS.log
+	berth -n "$NS" events --topic /images/create >"$out" 2>&1 &
+	SUB_PID=$!
+	berth events --all-namespaces --topic /namespaces/create >"$all" 2>&1 &
+	local all_pid=$!
+	sleep 1
+	berth -n "$NS" images import --no-unpack "$SUITE_DIR/img.tar" >/dev/null
+	berth -n "x-$NS" images import --no-unpack "$SUITE_DIR/img.tar" >/dev/null
+	stop_sub
+	kill "$all_pid"
+	wait "$all_pid" 2>/dev/null || true
+	run cat "$out"
+	assert_output --regexp "^[^ ]+ $NS /images/create name=example.org/ev/img:v1"
+	refute_output --partial "/snapshot/"
+	refute_output --partial "/namespaces/"
+	run cat "$all"
+	assert_output --partial "/namespaces/create name=$NS"
+	assert_output --partial "/namespaces/create name=x-$NS"
+	refute_output --partial "/images/"
+}
+
+@test "a subscriber that never reads delays nothing and is told what it missed" {
+	out=$SUITE_DIR/ev-slow-$NS.log
+	mkfifo "$SUITE_DIR/slow-$NS"
+	# the reader of the fifo is stopped: the subscriber blocks writing, then stops reading its stream
+	(exec 3<>"$SUITE_DIR/slow-$NS"; kill -STOP $BASHPID; cat <&3 >"$out") &
+	local reader=$!
+	berth -n "$NS" events --topic /namespaces/create >"$SUITE_DIR/slow-$NS" 2>&1 &
+	SUB_PID=$!
+	sleep 1
+	kill -STOP "$SUB_PID"
+	rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$(daemon_pid berth-gatewayd)/status")
+	# 60 events in this namespace, far more than the queue of 8; every request still answers promptly
+	for i in $(seq 1 60); do
+		berth --timeout 5s namespaces create "$NS" >/dev/null 2>&1 || true
+		berth --timeout 5s namespaces rm "$NS" >/dev/null
+	done
+	run berth --timeout 5s namespaces ls
+	assert_success
+	rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$(daemon_pid berth-gatewayd)/status")
+	# bounded: a few MB at most, not the events' worth of growth per subscriber
+	[ $((rss_after - rss_before)) -lt 20000 ]
+	kill -CONT "$SUB_PID"
+	kill -CONT "$reader"
+	sleep 1
+	kill "$SUB_PID"
+	wait "$SUB_PID" 2>/dev/null || true
+	SUB_PID=
+	sleep 0.5
+	kill "$reader" 2>/dev/null || true
+	wait "$reader" 2>/dev/null || true
+	run cat "$out"
+	assert_output --regexp "/events/dropped count=[0-9]+"
+	rm -f "$SUITE_DIR/slow-$NS"
+}
+
+@test "bad filters are refused clearly" {
+	run berth -n "$NS" events --filter 'topic=='
+	assert_failure
+	assert_output --partial "filter"
+	run berth -n 'bad..ns' events
+	assert_failure
+	assert_output --partial "namespace"
+}
