@@ -6,6 +6,10 @@
 
 #include "bt_events.h"
 
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -89,6 +93,14 @@ int bt_daemon_init(const char *name, const char *summary, int argc, char **argv,
 	if (log_level && bt_log_set_level_name(log_level) < 0)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "--log-level %s: expected error, warn, info or debug",
 				  log_level);
+	/* a gateway holds a descriptor per client: take the hard limit (systemd's soft one is 1024) */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			bt_log_warn("raise the open files limit to %llu: %s", (unsigned long long)rl.rlim_max,
+				    strerror(errno));
+	}
 	bt_events_open(*cfg, name);
 	return 0;
 }
