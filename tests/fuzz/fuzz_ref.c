@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "bt_util.h"
-#include "../../image-svc/image_ref.h" /* run.sh has no -Iimage-svc */
+#include "image_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,7 +17,7 @@ if ! command -v clang >/dev/null; then
 	exit 0
 fi
 [ -d "$BUILD/gen" ] || { echo "run make first (needs $BUILD/gen)" >&2; exit 1; }
-PKGS="libzmq libprotobuf-c libsodium openssl sqlite3 libsystemd jansson"
+PKGS="libzmq libprotobuf-c libsodium openssl sqlite3 libsystemd jansson libseccomp"
 CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-DBERTH_VERSION=\"fuzz\" -I$BUILD/gen -Icommon -Icontent-svc $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
