@@ -817,8 +817,16 @@ static void shim_shutdown(task *t)
 {
 	Berth__Shim__V1__ShutdownRequest sd = BERTH__SHIM__V1__SHUTDOWN_REQUEST__INIT;
 	bt_err e;
-	if (shim_call_path(t->sock, t->ns, t->id, "Shutdown", &sd.base, NULL, SHIM_QUICK_MS, NULL, &e) < 0)
-		bt_log_warn("task %s/%s: shim shutdown: %s", t->ns, t->id, e.msg);
+	/* the shim may still be finishing the runtime job that answered Delete */
+	for (int i = 0; i < 40; i++) {
+		if (shim_call_path(t->sock, t->ns, t->id, "Shutdown", &sd.base, NULL, SHIM_QUICK_MS, NULL, &e) == 0)
+			break;
+		if (e.code != BT_FAILED_PRECONDITION || i == 39) {
+			bt_log_warn("task %s/%s: shim shutdown: %s", t->ns, t->id, e.msg);
+			break;
+		}
+		usleep(50000);
+	}
 	reap_shim(t->shim_pid);
 }
 
