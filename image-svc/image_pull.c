@@ -184,6 +184,7 @@ typedef struct layer {
 	/* under pl->mu */
 	layer_state state;
 	bool tee;           /* the download also feeds upipe */
+	bool applied;       /* unpacked (or found unpacked): "downloaded" would be news from the past */
 	bool once_held;     /* this pull owns the download key … */
 	char *once_key;     /* … this one: namespace and digest */
 	bt_err err;
@@ -218,6 +219,17 @@ static void set_progress(layer *l, const char *state, int64_t offset, const char
 	xjob_progress(l->pl->job, "layer", l->d->media_type, l->d->digest, l->d->size, state, offset, l->d->size, msg);
 }
 
+/* Reports a layer stored: "downloaded" while its unpack is to come, else
+ * final_state; never over the state its unpack reported (the store and the
+ * unpack of a layer finish in either order). */
+static void downloaded(layer *l, const char *final_state)
+{
+	pthread_mutex_lock(&l->pl->mu);
+	if (!l->applied)
+		set_progress(l, l->need_unpack ? "downloaded" : final_state, l->d->size, NULL);
+	pthread_mutex_unlock(&l->pl->mu);
+}
+
 /* Transfer thread: the download's bytes, teed into the pipes. */
 static int on_data(void *arg, const void *p, size_t n, bt_err *e)
 {
@@ -232,7 +244,10 @@ static int on_data(void *arg, const void *p, size_t n, bt_err *e)
 	l->received += (int64_t)n;
 	if (l->received - l->reported >= PROGRESS_STEP) {
 		l->reported = l->received;
-		set_progress(l, "downloading", l->received, NULL);
+		pthread_mutex_lock(&l->pl->mu); /* held briefly, never across a wait */
+		if (!l->applied)
+			set_progress(l, "downloading", l->received, NULL);
+		pthread_mutex_unlock(&l->pl->mu);
 	}
 	return 0;
 }
@@ -311,7 +326,7 @@ static void *writer_main(void *arg)
 	if (l->once_held)
 		xonce_end(pl->rq->env->fetches, l->once_key, e.code == BT_OK);
 	if (e.code == BT_OK)
-		set_progress(l, l->need_unpack ? "downloaded" : "done", l->d->size, NULL);
+		downloaded(l, "done");
 	else
 		set_progress(l, "error", l->received, e.msg);
 	return NULL;
@@ -333,7 +348,7 @@ static int start_download(puller *pl, layer *l, berth_client *content, bt_err *e
 		l->tee = false;
 		pthread_cond_broadcast(&pl->cv);
 		pthread_mutex_unlock(&pl->mu);
-		set_progress(l, l->need_unpack ? "downloaded" : "exists", l->d->size, NULL);
+		downloaded(l, "exists");
 		return 0;
 	}
 	l->once_held = true;
@@ -474,7 +489,10 @@ static int apply_layer(puller *pl, layer *l, berth_client *snap, berth_client *c
 		/* another pull unpacked this chain meanwhile */
 		if (l->upipe)
 			image_pipe_detach(l->upipe);
+		pthread_mutex_lock(&pl->mu);
+		l->applied = true;
 		set_progress(l, "exists", l->d->size, NULL);
+		pthread_mutex_unlock(&pl->mu);
 		return 0;
 	}
 	if (l->upipe) {
@@ -513,7 +531,10 @@ static int apply_layer(puller *pl, layer *l, berth_client *snap, berth_client *c
 		set_progress(l, "error", -1, e->msg);
 		return -1;
 	}
+	pthread_mutex_lock(&pl->mu);
+	l->applied = true;
 	set_progress(l, rc == 1 ? "exists" : "unpacked", l->d->size, NULL);
+	pthread_mutex_unlock(&pl->mu);
 	return 0;
 }
 
