@@ -12,6 +12,11 @@
 #   fx_index LAYOUT TAG              an index of linux/amd64 and linux/arm64 images
 #   fx_raw_layer LAYOUT TAG TARFILE  a one-layer image whose layer is TARFILE (gzip'd as is)
 #   fx_escape_tar KIND OUT           a hostile layer tar: dotdot, abs, symlink, hardlink, overwrite, whiteout
+#   fx_bad_image LAYOUT TAG TARFILE KIND   a one-layer image of TARFILE, spoilt as KIND says:
+#                                    gzip (a corrupt deflate stream), zstd (a corrupt zstd frame),
+#                                    diffid (a config diffID that is not the layer's),
+#                                    mediatype (an unknown layer media type), bigmanifest (a
+#                                    manifest over 4 MiB), bigconfig (a config over 8 MiB)
 #   fx_push LAYOUT:TAG DEST [SKOPEO ARGS…]   skopeo copy to docker://DEST (plain http)
 
 fx_rootfs() {
@@ -119,8 +124,15 @@ fx_append_tar() {
 }
 
 fx_zstd() {
-	local layout=$1 src=$2 dst=$3
-	skopeo copy --quiet --dest-compress --dest-compress-format zstd "oci:$layout:$src" "oci:$layout:$dst"
+	local layout=$1 src=$2 dst=$3 tmp
+	# through a layout of its own: into one that holds the gzip blobs, skopeo
+	# reuses them instead of compressing again
+	tmp=$(mktemp -d /tmp/bt-fx.XXXXXX)
+	skopeo copy --quiet --dest-compress --dest-compress-format zstd "oci:$layout:$src" "oci:$tmp/l:$dst" &&
+		skopeo copy --quiet "oci:$tmp/l:$dst" "oci:$layout:$dst"
+	local rc=$?
+	rm -rf "$tmp"
+	return $rc
 }
 
 # The descriptor of TAG in LAYOUT's index.json, as JSON.
@@ -205,6 +217,56 @@ fx_escape_tar() {
 	        entry(t, "passwd", data=b"pwned")
 	    elif kind == "whiteout":  # a whiteout of something outside
 	        entry(t, "../../../../../../tmp/.wh.bt-escape-victim")
+	PY
+}
+
+fx_bad_image() {
+	_fx_init "$1"
+	python3 - "$@" <<-'PY'
+	import gzip, hashlib, json, os, subprocess, sys
+	layout, tag, tarfile, kind = sys.argv[1:5]
+	def put(data):
+	    d = hashlib.sha256(data).hexdigest()
+	    with open(os.path.join(layout, "blobs/sha256", d), "wb") as f:
+	        f.write(data)
+	    return "sha256:" + d
+	raw = open(tarfile, "rb").read()
+	diff = "sha256:" + hashlib.sha256(raw).hexdigest()
+	mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+	if kind == "zstd":
+	    blob = bytearray(subprocess.run(["zstd", "-q", "-c", "--check"], input=raw, stdout=subprocess.PIPE,
+	                                    check=True).stdout)
+	    blob[len(blob) // 2] ^= 0xFF          # somewhere in the compressed block
+	    blob[-1] ^= 0xFF                      # and the checksum
+	    blob, mt = bytes(blob), "application/vnd.oci.image.layer.v1.tar+zstd"
+	else:
+	    blob = bytearray(gzip.compress(raw, mtime=0))
+	    if kind == "gzip":
+	        blob[10] = 0xFF                   # first deflate block: BTYPE 11, which is reserved
+	    blob = bytes(blob)
+	if kind == "diffid":
+	    diff = "sha256:" + hashlib.sha256(raw + b"x").hexdigest()
+	if kind == "mediatype":
+	    mt = "application/vnd.example.unknown.layer"
+	cfg = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+	       "rootfs": {"type": "layers", "diff_ids": [diff]}}
+	if kind == "bigconfig":
+	    cfg["config"]["Labels"] = {"pad": "x" * (8 << 20)}
+	cb = json.dumps(cfg, separators=(",", ":")).encode()
+	man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+	       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(cb), "size": len(cb)},
+	       "layers": [{"mediaType": mt, "digest": put(blob), "size": len(blob)}]}
+	if kind == "bigmanifest":
+	    man["annotations"] = {"pad": "x" * (4 << 20)}
+	mb = json.dumps(man, separators=(",", ":")).encode()
+	index = json.load(open(os.path.join(layout, "index.json")))
+	index["manifests"] = [m for m in (index.get("manifests") or [])
+	                      if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag]
+	index["manifests"].append({"mediaType": man["mediaType"], "digest": put(mb), "size": len(mb),
+	                           "annotations": {"org.opencontainers.image.ref.name": tag}})
+	with open(os.path.join(layout, "index.json.new"), "w") as f:
+	    json.dump(index, f)
+	os.rename(os.path.join(layout, "index.json.new"), os.path.join(layout, "index.json"))
 	PY
 }
 
