@@ -131,8 +131,8 @@ check_layers_rootfs() {
 	assert_equal "$(ls -A "$T/data")" "$(printf 'b\ndir')"
 }
 
-# A pull that failed left no image record and no committed snapshot for
-# the given chains (all of them when none are given).
+# A pull that failed left no image record and no committed snapshot (each
+# test runs in a namespace of its own, so there must be none at all).
 nothing_committed() {
 	run berth images ls -q
 	assert_success
