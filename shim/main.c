@@ -160,6 +160,38 @@ static int shim_detach_fds(const char *dir, int keep)
 	return 3;
 }
 
+/* Everything the context holds, for a clean exit (and sanitizer builds). */
+static void shim_ctx_free(shim *s)
+{
+	while (s->procs)
+		shim_proc_free(s, s->procs);
+	while (s->jobs) {
+		shim_job *j = s->jobs;
+		s->jobs = j->next;
+		shim_job_free(j);
+	}
+	while (s->conns) {
+		shim_conn *c = s->conns;
+		s->conns = c->next;
+		close(c->fd);
+		free(c);
+	}
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->signal_fd >= 0)
+		close(s->signal_fd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->pfds);
+	free(s->pwhat);
+	free(s->pkind);
+	free(s->ns);
+	free(s->id);
+	free(s->dir);
+	free(s->runtime);
+	free(s->runtime_root);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -190,6 +222,7 @@ int main(int argc, char **argv)
 	bt_err e = { 0 };
 	if (check_opts(&o, &s, &e) < 0) {
 		fprintf(stderr, "berth-shim: %s\n", e.msg);
+		shim_ctx_free(&s);
 		return 1;
 	}
 	_cleanup_free_ char *sock = bt_xasprintf("%s/" BT_SHIM_SOCKET, s.dir);
@@ -208,7 +241,10 @@ int main(int argc, char **argv)
 		}
 		if (child > 0) {
 			close(pfd[1]);
-			return starter_wait(child, pfd[0], sock);
+			int rc = starter_wait(child, pfd[0], sock);
+			close(pfd[0]);
+			shim_ctx_free(&s);
+			return rc;
 		}
 		close(pfd[0]);
 		if (setsid() < 0)
@@ -226,6 +262,7 @@ int main(int argc, char **argv)
 			dprintf(ready, "%s", e.msg);
 		else
 			fprintf(stderr, "berth-shim: %s\n", e.msg);
+		shim_ctx_free(&s);
 		return 1;
 	}
 	if (ready >= 0) {
@@ -241,5 +278,6 @@ int main(int argc, char **argv)
 	_cleanup_free_ char *pidfile = bt_xasprintf("%s/" BT_SHIM_PIDFILE, s.dir);
 	unlink(sock);
 	unlink(pidfile);
+	shim_ctx_free(&s);
 	return rc;
 }

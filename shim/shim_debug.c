@@ -191,9 +191,11 @@ int main(int argc, char **argv)
 	bt_seqcli_free(&cli);
 	if (rc < 0) {
 		fprintf(stderr, "berth-shim-ctl: %s: %s\n", bt_code_name(e.code), e.msg);
+		protobuf_c_message_free_unpacked(req, NULL);
 		return 1;
 	}
 	print_msg(resp, "");
 	protobuf_c_message_free_unpacked(resp, NULL);
-	return 0; /* the request's allocations end with the process */
+	protobuf_c_message_free_unpacked(req, NULL);
+	return 0;
 }

@@ -42,8 +42,14 @@ teardown() {
 	local d id rt pid
 	# FIFO readers still waiting for a writer
 	jobs -p | xargs -r kill 2>/dev/null
+	local san=""
 	for d in "${BUNDLES[@]}"; do
 		id=$(cat "$d/.id"); rt=$(cat "$d/.rt")
+		# a sanitizer build of the shim reports into its log
+		if grep -q -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$d/shim.log" 2>/dev/null; then
+			cat "$d/shim.log" >&2
+			san=1
+		fi
 		pid=$(cat "$d/shim.pid" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
 		"$rt" --root "$T/root-$rt" delete -f "$id" >/dev/null 2>&1 || true
 		pid=$(cat "$d/init.pid" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
@@ -56,6 +62,7 @@ teardown() {
 	grep -q " $T" /proc/self/mountinfo && { echo "mounts left under $T" >&2; left+=mounts; }
 	rm -rf "$T"
 	[ -z "$left" ] || { echo "containers left behind: $left" >&2; return 1; }
+	[ -z "$san" ]
 }
 
 # bundle NAME RUNTIME ARGS_JSON [TERMINAL] — a 0700 bundle/state dir with a
