@@ -78,6 +78,7 @@ struct gw_proxy {
 	void *back;
 	void *monitor;
 	int lock_fd;
+	bool activated; /* the public socket came from systemd */
 	int wake_fd;
 	char *public_address;
 	int max_in_flight;
@@ -147,9 +148,23 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	if (!p->pub)
 		goto fail;
 	zmq_setsockopt(p->pub, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	if (bt_zmq_bind(p->pub, o->public_address, o->socket_mode ? o->socket_mode : 0660, &p->lock_fd, e) < 0)
+	if (o->activated_fd >= 3) {
+		/* systemd owns the socket file: bind the endpoint on its descriptor
+		 * (zmq neither creates nor removes the file), and only this one */
+		int none = -1;
+		if (zmq_setsockopt(p->pub, ZMQ_USE_FD, &o->activated_fd, sizeof(o->activated_fd)) < 0 ||
+		    zmq_bind(p->pub, o->public_address) < 0 ||
+		    zmq_setsockopt(p->pub, ZMQ_USE_FD, &none, sizeof(none)) < 0) {
+			bt_err_set(e, bt_code_from_errno(errno), "bind %s on the socket from systemd: %s",
+				   o->public_address, zmq_strerror(errno));
+			goto fail;
+		}
+		p->activated = true;
+	} else if (bt_zmq_bind(p->pub, o->public_address, o->socket_mode ? o->socket_mode : 0660, &p->lock_fd, e) <
+		   0) {
 		goto fail;
-	if (o->socket_group && *o->socket_group && bt_startswith(o->public_address, "ipc://")) {
+	}
+	if (!p->activated && o->socket_group && *o->socket_group && bt_startswith(o->public_address, "ipc://")) {
 		struct group *g = getgrnam(o->socket_group);
 		if (!g) {
 			bt_err_set(e, BT_INVALID_ARGUMENT, "gateway.socket_group: no group \"%s\"", o->socket_group);
@@ -846,7 +861,9 @@ void gw_proxy_free(gw_proxy **pp)
 		zmq_socket_monitor(p->back, NULL, 0);
 	bt_zmq_close(&p->monitor);
 	bt_zmq_close(&p->back);
-	bt_zmq_unbind(p->pub, p->public_address, &p->lock_fd);
+	/* an activated socket stays with systemd, listening for the next start */
+	if (!p->activated)
+		bt_zmq_unbind(p->pub, p->public_address, &p->lock_fd);
 	bt_zmq_close(&p->pub);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);

@@ -39,6 +39,11 @@ typedef struct gw_proxy_opts {
 	const char *public_address;
 	unsigned socket_mode;
 	const char *socket_group; /* NULL/"" keeps the owner's group */
+	/* A listening unix socket at public_address passed by systemd
+	 * (berth-gatewayd.socket), used through ZMQ_USE_FD instead of binding
+	 * a new one; its mode and group are the socket unit's.  Values below 3
+	 * mean none (systemd passes descriptors from 3 on). */
+	int activated_fd;
 	int max_in_flight;        /* per client */
 	int64_t connect_grace_ms; /* hold a request this long for a backend that is reconnecting */
 	/* Called for every request forwarded in a namespace (from the loop's thread). */

@@ -5,10 +5,13 @@
  * server run by a thread; a route per backend service; then the forwarding
  * loop on the public socket until told to stop.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "berth/content/v1/content.pb-c.h"
@@ -76,6 +79,41 @@ static int load_key(const bt_config *cfg, const char *state, char secret[BT_KEY_
 static void touch_namespace(void *arg, const char *ns, const char *method)
 {
 	gw_ns_touch(arg, ns, method);
+}
+
+/* Socket activation (berth-gatewayd.socket): the listening socket systemd
+ * passed for the public ipc endpoint, 0 when it passed none.  A socket at
+ * another path is a configuration error: clients would wait on a socket
+ * nobody serves. */
+static int activated_fd(const char *endpoint, int *fd, bt_err *e)
+{
+	int n = sd_listen_fds(1);
+	int rc = 0;
+
+	*fd = 0;
+	if (n < 0)
+		return bt_err_errno(e, -n, "socket activation: LISTEN_FDS");
+	for (int i = 0; i < n; i++) {
+		int f = SD_LISTEN_FDS_START + i;
+		if (rc == 0 && *fd == 0 && bt_startswith(endpoint, "ipc://") &&
+		    sd_is_socket_unix(f, SOCK_STREAM, 1, endpoint + 6, 0) > 0) {
+			fcntl(f, F_SETFD, FD_CLOEXEC);
+			*fd = f;
+			continue;
+		}
+		if (rc == 0)
+			rc = bt_err_set(e, BT_INVALID_ARGUMENT,
+					"socket activation: systemd passed a socket that is not a listening unix socket "
+					"at %s (the public endpoint): make the socket unit's ListenStream= and "
+					"gateway.address the same",
+					endpoint);
+		close(f);
+	}
+	if (rc < 0 && *fd > 0) {
+		close(*fd);
+		*fd = 0;
+	}
+	return rc;
 }
 
 static int proxy_run(void *arg, bt_err *e)
@@ -177,11 +215,17 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	pub = args.address ? bt_xstrdup(args.address) : bt_config_gateway_address(cfg);
+	int listen_fd = 0;
+	if ((rc = activated_fd(pub, &listen_fd, &e)) < 0)
+		goto out;
+	if (listen_fd > 0)
+		bt_log_info("socket activation: serving %s on the socket from systemd", pub);
 	unsigned long mode = strtoul(bt_config_str(cfg, "gateway.socket_mode"), NULL, 8);
 	gw_proxy_opts po = {
 		.public_address = pub,
 		.socket_mode = (unsigned)(mode ? mode : 0660),
 		.socket_group = bt_config_str(cfg, "gateway.socket_group"),
+		.activated_fd = listen_fd,
 		.max_in_flight = (int)bt_config_int(cfg, "gateway.max_in_flight"),
 		.connect_grace_ms = bt_config_duration_ms(cfg, "gateway.connect_grace"),
 		.on_namespace = touch_namespace,
