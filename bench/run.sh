@@ -13,9 +13,12 @@ export PATH=$BERTH_BIN:$PATH
 echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(. /etc/os-release && echo "$PRETTY_NAME")."
+echo "Load average (1, 5, 15 min) at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 if [ $# -eq 0 ]; then set -- $(ls bench/bench_*.sh | sed 's|bench/bench_||; s|\.sh$||'); fi
 for name in "$@"; do
 	bash "bench/bench_$name.sh"
 	echo
 done
+# the machine may be shared: say how busy it was
+echo "Load average (1, 5, 15 min) at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
