@@ -61,6 +61,7 @@ int main(int argc, char **argv)
 	task_rpc_tasks(&rpc, &tsvc);
 	if ((rc = bt_server_add(srv, &csvc, &e)) < 0 || (rc = bt_server_add(srv, &tsvc, &e)) < 0)
 		goto out;
+	bt_server_set_ns_usage(srv, task_store_ns_usage, store);
 	rc = bt_daemon_serve(srv, "serving containers and tasks", &e);
 out:
 	if (rc < 0)

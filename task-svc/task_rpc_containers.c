@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "berth/tasks/v1/tasks.pb-c.h"
+#include "bt_events.h"
 #include "bt_filter.h"
 #include "bt_pbmap.h"
 #include "bt_util.h"
@@ -163,6 +164,8 @@ static void h_create(bt_call *call, void *ctx)
 		return;
 	}
 	ctr_rec_clear(&in);
+	bt_event(bt_call_namespace(call), "/containers/create", "id", out.id, "image", out.image, "runtime", out.runtime,
+		 NULL);
 	reply_ctr(call, &berth__tasks__v1__create_container_response__descriptor, &out);
 	ctr_rec_clear(&out);
 }
@@ -185,6 +188,7 @@ static void h_update(bt_call *call, void *ctx)
 		return;
 	}
 	ctr_rec_clear(&in);
+	bt_event(bt_call_namespace(call), "/containers/update", "id", out.id, NULL);
 	reply_ctr(call, &berth__tasks__v1__update_container_response__descriptor, &out);
 	ctr_rec_clear(&out);
 }
@@ -204,6 +208,7 @@ static void h_delete(bt_call *call, void *ctx)
 		bt_call_error(call, &e);
 		return;
 	}
+	bt_event(bt_call_namespace(call), "/containers/delete", "id", r->id, NULL);
 	bt_call_reply(call, &resp.base);
 }
 

@@ -12,6 +12,7 @@
 
 #include "berth/shim/v1/shim.pb-c.h"
 #include "berth/tasks/v1/tasks.pb-c.h"
+#include "bt_events.h"
 #include "bt_filter.h"
 #include "bt_ident.h"
 #include "bt_util.h"
@@ -50,6 +51,9 @@ static void h_create(bt_call *call, void *ctx)
 		return;
 	}
 	resp.container_id = r->container_id;
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%u", resp.pid);
+	bt_event(bt_call_namespace(call), "/tasks/create", "container_id", r->container_id, "pid", pid, NULL);
 	bt_call_reply(call, &resp.base);
 }
 
@@ -73,7 +77,23 @@ static void h_start(bt_call *call, void *ctx)
 		task_set_status(rpc->env, t, BERTH__TASKS__V1__STATUS__RUNNING, out->pid);
 	protobuf_c_message_free_unpacked(&out->base, NULL);
 	task_put(rpc->env, &t);
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%u", resp.pid);
+	if (r->exec_id && *r->exec_id)
+		bt_event(bt_call_namespace(call), "/tasks/exec-started", "container_id", r->container_id, "exec_id",
+			 r->exec_id, "pid", pid, NULL);
+	else
+		bt_event(bt_call_namespace(call), "/tasks/start", "container_id", r->container_id, "pid", pid, NULL);
 	bt_call_reply(call, &resp.base);
+}
+
+static void delete_event(bt_call *call, const char *id, const char *exec_id, uint32_t pid, uint32_t status)
+{
+	char p[16], st[16];
+	snprintf(p, sizeof(p), "%u", pid);
+	snprintf(st, sizeof(st), "%u", status);
+	bt_event(bt_call_namespace(call), "/tasks/delete", "container_id", id, "exec_id", exec_id, "pid", p,
+		 "exit_status", st, NULL);
 }
 
 static void h_delete(bt_call *call, void *ctx)
@@ -89,6 +109,7 @@ static void h_delete(bt_call *call, void *ctx)
 			bt_call_error(call, &e);
 			return;
 		}
+		delete_event(call, r->container_id, "", resp.pid, resp.exit_status);
 		bt_call_reply(call, &resp.base);
 		return;
 	}
@@ -111,6 +132,7 @@ static void h_delete(bt_call *call, void *ctx)
 	resp.exit_status = out->exit_status;
 	resp.exited_at = out->exited_at_ns;
 	protobuf_c_message_free_unpacked(&out->base, NULL);
+	delete_event(call, r->container_id, r->exec_id, resp.pid, resp.exit_status);
 	bt_call_reply(call, &resp.base);
 }
 
@@ -299,6 +321,8 @@ static void h_exec(bt_call *call, void *ctx)
 	if (task_shim_call(rpc->env, t, "Exec", &xr.base, NULL, left(call), NULL, &e) < 0)
 		goto fail;
 	task_put(rpc->env, &t);
+	bt_event(bt_call_namespace(call), "/tasks/exec-added", "container_id", r->container_id, "exec_id", r->exec_id,
+		 NULL);
 	bt_call_reply(call, &resp.base);
 	return;
 fail:
@@ -310,17 +334,20 @@ fail:
 
 /* A call whose shim request has the same shape and an empty reply. */
 static void pass(bt_call *call, task_rpc *rpc, const char *id, const char *method, const ProtobufCMessage *req,
-		 const ProtobufCMessage *resp, int new_status)
+		 const ProtobufCMessage *resp, int new_status, const char *topic)
 {
 	GET_TASK(t, rpc, call, id);
 	int rc = task_shim_call(rpc->env, t, method, req, NULL, left(call), NULL, &e);
 	if (rc == 0 && new_status)
 		task_set_status(rpc->env, t, new_status, 0);
 	task_put(rpc->env, &t);
-	if (rc < 0)
+	if (rc < 0) {
 		bt_call_error(call, &e);
-	else
-		bt_call_reply(call, resp);
+		return;
+	}
+	if (topic)
+		bt_event(bt_call_namespace(call), topic, "container_id", id, NULL);
+	bt_call_reply(call, resp);
 }
 
 static void h_resize(bt_call *call, void *ctx)
@@ -331,7 +358,7 @@ static void h_resize(bt_call *call, void *ctx)
 	q.exec_id = r->exec_id;
 	q.width = r->width;
 	q.height = r->height;
-	pass(call, ctx, r->container_id, "ResizePty", &q.base, &resp.base, 0);
+	pass(call, ctx, r->container_id, "ResizePty", &q.base, &resp.base, 0, NULL);
 }
 
 static void h_closeio(bt_call *call, void *ctx)
@@ -341,7 +368,7 @@ static void h_closeio(bt_call *call, void *ctx)
 	Berth__Shim__V1__CloseIORequest q = BERTH__SHIM__V1__CLOSE_IOREQUEST__INIT;
 	q.exec_id = r->exec_id;
 	q.stdin = r->stdin;
-	pass(call, ctx, r->container_id, "CloseIO", &q.base, &resp.base, 0);
+	pass(call, ctx, r->container_id, "CloseIO", &q.base, &resp.base, 0, NULL);
 }
 
 static void h_pause(bt_call *call, void *ctx)
@@ -349,7 +376,8 @@ static void h_pause(bt_call *call, void *ctx)
 	const Berth__Tasks__V1__PauseRequest *r = bt_call_req(call);
 	Berth__Tasks__V1__PauseResponse resp = BERTH__TASKS__V1__PAUSE_RESPONSE__INIT;
 	Berth__Shim__V1__PauseRequest q = BERTH__SHIM__V1__PAUSE_REQUEST__INIT;
-	pass(call, ctx, r->container_id, "Pause", &q.base, &resp.base, BERTH__TASKS__V1__STATUS__PAUSED);
+	pass(call, ctx, r->container_id, "Pause", &q.base, &resp.base, BERTH__TASKS__V1__STATUS__PAUSED,
+	     "/tasks/paused");
 }
 
 static void h_resume(bt_call *call, void *ctx)
@@ -357,7 +385,8 @@ static void h_resume(bt_call *call, void *ctx)
 	const Berth__Tasks__V1__ResumeRequest *r = bt_call_req(call);
 	Berth__Tasks__V1__ResumeResponse resp = BERTH__TASKS__V1__RESUME_RESPONSE__INIT;
 	Berth__Shim__V1__ResumeRequest q = BERTH__SHIM__V1__RESUME_REQUEST__INIT;
-	pass(call, ctx, r->container_id, "Resume", &q.base, &resp.base, BERTH__TASKS__V1__STATUS__RUNNING);
+	pass(call, ctx, r->container_id, "Resume", &q.base, &resp.base, BERTH__TASKS__V1__STATUS__RUNNING,
+	     "/tasks/resumed");
 }
 
 static void h_update(bt_call *call, void *ctx)
@@ -376,7 +405,7 @@ static void h_update(bt_call *call, void *ctx)
 	}
 	q.resources.data = (uint8_t *)r->resources;
 	q.resources.len = strlen(r->resources);
-	pass(call, ctx, r->container_id, "Update", &q.base, &resp.base, 0);
+	pass(call, ctx, r->container_id, "Update", &q.base, &resp.base, 0, NULL);
 }
 
 static void h_pids(bt_call *call, void *ctx)

@@ -29,6 +29,7 @@
 #include "berth/shim/v1/shim.pb-c.h"
 #include "berth/tasks/v1/tasks.pb-c.h"
 #include "bt_ident.h"
+#include "bt_events.h"
 #include "bt_log.h"
 #include "bt_mount.h"
 #include "bt_seqrpc.h"
@@ -477,6 +478,16 @@ static void shim_lost(task_env *env, task *t)
 	pthread_attr_destroy(&attr);
 }
 
+/* /tasks/exit, once per task, after its exit is known (values copied under env->mu). */
+static void exit_event(const char *ns, const char *id, uint32_t pid, uint32_t status, int64_t at)
+{
+	char p[16], st[16], when[24];
+	snprintf(p, sizeof(p), "%u", pid);
+	snprintf(st, sizeof(st), "%u", status);
+	snprintf(when, sizeof(when), "%lld", (long long)at);
+	bt_event(ns, "/tasks/exit", "container_id", id, "id", id, "pid", p, "exit_status", st, "exited_at", when, NULL);
+}
+
 /* Settles a task whose shim is gone: its exit from disk (or an unknown
  * one), the container killed and forgotten by the runtime, the rootfs
  * unmounted.  The bundle stays until Delete reports the exit. */
@@ -490,6 +501,7 @@ static void settle_lost(task_env *env, task *t)
 	if (bt_unmount_all(t->rootfs, &e) < 0 && e.code != BT_NOT_FOUND)
 		bt_log_warn("task %s/%s: unmount rootfs: %s", t->ns, t->id, e.msg);
 	pthread_mutex_lock(&env->mu);
+	bool first = !t->exited;
 	if (!t->exited) {
 		t->exited = true;
 		t->status = ST_STOPPED;
@@ -508,8 +520,12 @@ static void settle_lost(task_env *env, task *t)
 		}
 	}
 	t->lost = true;
+	uint32_t pid = t->pid, status = t->exit_status;
+	int64_t at = t->exited_at;
 	pthread_cond_broadcast(&env->cond);
 	pthread_mutex_unlock(&env->mu);
+	if (first)
+		exit_event(t->ns, t->id, pid, status, at);
 	bt_log_warn("task %s/%s: %s", t->ns, t->id, t->reason ? t->reason : "shim gone");
 }
 
@@ -538,14 +554,18 @@ static int mon_reply(task_env *env, task *t, const uint8_t *buf, size_t len)
 		Berth__Shim__V1__WaitResponse *w = berth__shim__v1__wait_response__unpack(NULL, bl, bb);
 		if (w) {
 			pthread_mutex_lock(&env->mu);
+			bool first = !t->exited;
 			if (!t->exited) {
 				t->exited = true;
 				t->status = ST_STOPPED;
 				t->exit_status = w->exit_status;
 				t->exited_at = w->exited_at_ns;
 			}
+			uint32_t pid = t->pid;
 			pthread_cond_broadcast(&env->cond);
 			pthread_mutex_unlock(&env->mu);
+			if (first)
+				exit_event(t->ns, t->id, pid, w->exit_status, w->exited_at_ns);
 			berth__shim__v1__wait_response__free_unpacked(w, NULL);
 			ret = -1; /* nothing more to learn from this shim */
 		}
@@ -988,13 +1008,17 @@ int task_delete(task_env *env, const char *ns, const char *id, int64_t timeout_m
 		return -1;
 	}
 	pthread_mutex_lock(&env->mu);
+	bool first = !t->exited;
 	if (!t->exited) {
 		t->exited = true;
 		t->exit_status = *exit_status;
 		t->exited_at = *exited_at;
 	}
+	uint32_t xpid = t->pid;
 	remove_locked(env, t);
 	pthread_mutex_unlock(&env->mu);
+	if (first)
+		exit_event(t->ns, t->id, xpid, *exit_status, *exited_at);
 	task_put(env, &t);
 	return 0;
 }

@@ -381,8 +381,9 @@ static int do_update(task_store *s, void *arg, bt_err *e)
 	int rc = lookup(s, false, o->ns, o->r->id, &cur, &owner, e);
 
 	if (rc <= 0) {
+		/* not found must fail too: rc 0 would read as success (and leak another namespace's existence) */
 		if (rc == 0)
-			bt_err_set(e, BT_NOT_FOUND, "container \"%s\": not found", o->r->id);
+			rc = bt_err_set(e, BT_NOT_FOUND, "container \"%s\": not found", o->r->id);
 		goto out;
 	}
 	rc = -1;
@@ -450,4 +451,11 @@ int task_store_delete(task_store *s, const char *ns, const char *id, bt_err *e)
 	if (bt_ident_validate("container id", id ? id : "", e) < 0)
 		return -1;
 	return in_txn(s, do_delete, &o, e);
+}
+
+int task_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e)
+{
+	static const bt_db_count t[] = { { "containers", "container", "containers" } };
+	task_store *s = arg;
+	return bt_db_ns_usage(s->db, t, BT_ARRAY_LEN(t), ns, holds, e);
 }

@@ -49,4 +49,7 @@ int task_store_update(task_store *s, const char *ns, ctr_rec *r, char *const *ma
 		      bt_err *e);
 int task_store_delete(task_store *s, const char *ns, const char *id, bt_err *e);
 
+/* system.NamespaceUsage (a bt_ns_usage_fn; arg is the store): the containers in ns (a task needs one). */
+int task_store_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e);
+
 #endif
