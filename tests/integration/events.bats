@@ -15,6 +15,11 @@ setup_file() {
 	berth-dev restart berth-gatewayd >/dev/null
 	fx_base "$SUITE_DIR/oci" v1
 	skopeo copy --quiet "oci:$SUITE_DIR/oci:v1" "oci-archive:$SUITE_DIR/img.tar:example.org/ev/img:v1"
+	(cd "$SUITE_DIR" && runc spec)
+	# no terminal, and no CAP_SYS_RESOURCE (not in this host's bounding set)
+	jq '.process.terminal=false | .process.args=["sh","-c","sleep 1; exit 7"]
+	    | .process.capabilities |= with_entries(.value |= map(select(. != "CAP_SYS_RESOURCE")))' \
+		"$SUITE_DIR/config.json" >"$SUITE_DIR/spec.json"
 }
 
 teardown_file() { suite_teardown; }
@@ -106,6 +111,27 @@ stop_sub() {
 	run cat "$out"
 	assert_output --regexp "/events/dropped count=[0-9]+"
 	rm -f "$SUITE_DIR/slow-$NS"
+}
+
+@test "a container's life publishes containers and tasks events, its exit with the true status" {
+	out=$SUITE_DIR/ev-run-$NS.log
+	berth -n "$NS" images import "$SUITE_DIR/img.tar" >/dev/null
+	berth -n "$NS" events >"$out" 2>&1 &
+	SUB_PID=$!
+	sleep 1
+	berth -n "$NS" containers create --spec "$SUITE_DIR/spec.json" example.org/ev/img:v1 c1 >/dev/null
+	run berth -n "$NS" tasks start c1
+	assert_equal "$status" 7
+	berth -n "$NS" containers rm c1 >/dev/null
+	berth -n "$NS" snapshots rm c1 >/dev/null 2>&1 || true
+	stop_sub
+	run cat "$out"
+	assert_output --regexp "$NS /containers/create id=c1,image=example.org/ev/img:v1,runtime=runc"
+	assert_output --regexp "$NS /tasks/create container_id=c1,pid=[1-9]"
+	assert_output --regexp "$NS /tasks/start container_id=c1,pid=[1-9]"
+	assert_output --regexp "$NS /tasks/exit container_id=c1,exit_status=7,exited_at=[0-9]+,id=c1,pid=[1-9]"
+	assert_output --regexp "$NS /tasks/delete container_id=c1,exec_id=,exit_status=7"
+	assert_output --regexp "$NS /containers/delete id=c1"
 }
 
 @test "bad filters are refused clearly" {

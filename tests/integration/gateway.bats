@@ -24,9 +24,19 @@ setup_file() {
 	export MANIFEST=$(berth -n "$A" images ls | awk '$1=="example.org/iso/img:v1" {print $3}')
 	export CHAIN=$(berth -n "$A" images unpack example.org/iso/img:v1 | awk '/^unpacked/ {print $NF}')
 	berth namespaces create "$B" >/dev/null
+	(cd "$SUITE_DIR" && runc spec)
+	jq '.process.terminal=false | .process.args=["sleep","300"]
+	    | .process.capabilities |= with_entries(.value |= map(select(. != "CAP_SYS_RESOURCE")))' \
+		"$SUITE_DIR/config.json" >"$SUITE_DIR/spec.json"
+	berth -n "$A" containers create --spec "$SUITE_DIR/spec.json" example.org/iso/img:v1 a-ctr >/dev/null
+	berth -n "$A" tasks start -d a-ctr >/dev/null
 }
 
-teardown_file() { suite_teardown; }
+teardown_file() {
+	berth -n "$A" tasks rm -f a-ctr >/dev/null 2>&1 || true
+	berth -n "$A" containers rm a-ctr >/dev/null 2>&1 || true
+	suite_teardown
+}
 teardown() { [ -z "${BATS_TEST_COMPLETED:-}" ] && dump_logs || true; }
 
 # Runs a command in B; it must fail as if A's object did not exist.
@@ -101,6 +111,27 @@ refused() {
 	refused content get "$MANIFEST"
 	run berth -n "$A" images check
 	assert_output --regexp "example.org/iso/img:v1 .* complete .* true"
+}
+
+@test "isolation: containers and tasks of A are invisible and untouchable from B" {
+	refused containers info a-ctr
+	refused containers label a-ctr x=y
+	refused containers rm a-ctr
+	refused tasks kill a-ctr
+	refused tasks ps a-ctr
+	refused tasks pause a-ctr
+	refused tasks metrics a-ctr
+	refused tasks exec --exec-id x a-ctr true
+	refused tasks rm -f a-ctr
+	refused tasks start a-ctr
+	# B cannot make a container of A's image or on A's snapshot
+	refused containers create --spec "$SUITE_DIR/spec.json" example.org/iso/img:v1 b-ctr
+	run berth -n "$B" containers ls -q
+	refute_output --partial a-ctr
+	run berth -n "$B" tasks ls -q
+	refute_output --partial a-ctr
+	run berth -n "$A" tasks ls
+	assert_output --regexp "a-ctr +[0-9]+ +RUNNING"
 }
 
 @test "isolation: A's namespace cannot be removed while it holds things, and B's empty one can" {
