@@ -368,6 +368,9 @@ static int start_download(puller *pl, layer *l, berth_client *content, bt_err *e
 	pthread_mutex_lock(&pl->mu);
 	l->state = L_FETCHING;
 	pl->running++;
+	/* the applier may be waiting for this layer to start: it must read along,
+	 * or the pipe fills and the download stalls for good */
+	pthread_cond_broadcast(&pl->cv);
 	pthread_mutex_unlock(&pl->mu);
 	if (img_fetch_blob(pl->repo, &fo, &l->xfer, e) < 0) {
 		bt_err_wrap(e, "layer %s", l->d->digest);

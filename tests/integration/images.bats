@@ -162,6 +162,31 @@ nothing_committed() {
 	assert_equal "$(reg_count "$m" "GET /v2/test/layers/blobs/")" 0
 }
 
+@test "a layer larger than the unpack pipe (64 MiB of incompressible data) streams through and unpacks" {
+	# the pipe between download and unpack holds 16 MiB: a bigger layer only
+	# gets through if the unpack reads along while the download runs
+	python3 - "$SUITE_DIR/big-$NS.tar" <<-'PY'
+	import io, os, sys, tarfile
+	with tarfile.open(sys.argv[1], "w") as t:
+	    data = os.urandom(64 << 20)
+	    ti = tarfile.TarInfo("big/blob")
+	    ti.size, ti.mode = len(data), 0o644
+	    t.addfile(ti, io.BytesIO(data))
+	PY
+	rm -rf "$SUITE_DIR/big-oci-$NS"
+	fx_base "$SUITE_DIR/big-oci-$NS" big
+	fx_append_tar "$SUITE_DIR/big-oci-$NS" big "$SUITE_DIR/big-$NS.tar"
+	fx_push "$SUITE_DIR/big-oci-$NS:big" "$R/test/big:$NS"
+	run timeout 300 berth images pull --plain-http "$R/test/big:$NS"
+	assert_success
+	mount_image "$R/test/big:$NS"
+	assert_equal "$(stat -c %s "$T/big/blob")" $((64 << 20))
+	assert_equal "$(sha256sum <"$T/big/blob" | cut -d' ' -f1)" \
+		"$(tar -xOf "$SUITE_DIR/big-$NS.tar" big/blob | sha256sum | cut -d' ' -f1)"
+	umount_image
+	rm -rf "$SUITE_DIR/big-oci-$NS" "$SUITE_DIR/big-$NS.tar"
+}
+
 @test "a zstd image unpacks like its gzip original" {
 	run pull "$R/test/zstd:v1"
 	assert_success
