@@ -9,8 +9,11 @@
  * KEY is the client's public key (z85, 40 characters); PATTERNs are shell
  * patterns on namespace names ("team-*"); NAME labels the key in logs and
  * in the principal (default: the key's first 8 characters).  '#' starts a
- * comment.  libzmq asks the ZAP handler here about every CURVE handshake:
- * a key not in the file is refused before any request is read; a known
+ * comment when it stands alone as a field ("# a note"), or when a line's
+ * first field starts with it and is not a key (keys may contain '#').
+ *
+ * libzmq asks the ZAP handler here about every CURVE handshake: a key not
+ * in the file is refused before any request is read; a known
  * key's requests carry it as the connection's User-Id, which the forwarding
  * loop turns into the principal it sets on every request.
  */
@@ -63,15 +66,23 @@ static int parse_line(gw_auth *a, char *line, const char *path, int lineno, bt_e
 {
 	char *save = NULL, *f[4] = { 0 };
 	int nf = 0;
-	char *hash = strchr(line, '#');
+	bool extra = false;
 
-	if (hash)
-		*hash = 0;
-	for (char *t = strtok_r(line, " \t\r\n", &save); t && nf < 4; t = strtok_r(NULL, " \t\r\n", &save))
+	/* '#' is also a z85 character, so a key may hold one: a comment is a
+	 * field that is "#" alone, or a first field starting with '#' that is
+	 * not 40 characters long */
+	for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+		if (!strcmp(t, "#") || (nf == 0 && t[0] == '#' && strlen(t) != KEY_LEN))
+			break;
+		if (nf == 4) {
+			extra = true;
+			break;
+		}
 		f[nf++] = t;
+	}
 	if (nf == 0)
 		return 0;
-	if (nf < 3 || strtok_r(NULL, " \t\r\n", &save))
+	if (nf < 3 || extra)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "%s:%d: expected KEY ro|rw PATTERN[,PATTERN...] [NAME]", path,
 				  lineno);
 	if (!z85_ok(f[0], strlen(f[0])))

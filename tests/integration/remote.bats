@@ -12,10 +12,22 @@ setup_file() {
 	berth keys generate alice >/dev/null
 	berth keys generate bob >/dev/null
 	berth keys generate mallory >/dev/null
+	# '#' is a z85 character too: a key holding one must not read as a comment
+	for i in $(seq 1 40); do
+		berth keys generate "hash$i" >/dev/null
+		if grep -q '#' "hash$i.pub"; then
+			mv "hash$i.key" hashy.key
+			mv "hash$i.pub" hashy.pub
+			break
+		fi
+		rm -f "hash$i.key" "hash$i.pub"
+	done
 	cat >"$SUITE_DIR/authorized_keys" <<-EOF
 	# KEY access namespaces name
 	$(cat alice.pub) rw team-*,shared alice
-	$(cat bob.pub)   ro team-a          bob
+	$(cat bob.pub)   ro team-a          bob   # a read-only dashboard
+	#not-a-key-just-a-comment
+	$(cat hashy.pub) rw hashy-ns        hashy
 	EOF
 	PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	export TCP=tcp://127.0.0.1:$PORT
@@ -49,6 +61,12 @@ remote() {
 	# the same blob through the local socket: one store
 	run berth -n team-x content ls -q
 	assert_output "$digest"
+}
+
+@test "a key holding '#' is a key, not a comment" {
+	grep -q '#' "$SUITE_DIR/hashy.pub"
+	run remote hashy -n hashy-ns content ls
+	assert_success
 }
 
 @test "a key is refused in namespaces it was not given" {
