@@ -1,5 +1,5 @@
 /*
- * bt_daemon — flags, signals and sd_notify for berth daemons.
+ * bt_daemon — flags, signals and service manager notifications for berth daemons.
  */
 #define _GNU_SOURCE
 #include "bt_daemon.h"
@@ -14,6 +14,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -22,6 +25,45 @@
 
 static const bt_loop *signal_loop;
 static atomic_int watchdog_stop;
+
+/* The service manager's notification socket ($NOTIFY_SOCKET), taken out of
+ * the environment at start so that no child inherits it: runc reads it as
+ * a request to wait for the container's own READY=1, and `runc start` under
+ * a berth-shim of a berth-taskd started by systemd then never returns. */
+static char notify_socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+static void notify_take(void)
+{
+	const char *s = getenv("NOTIFY_SOCKET");
+
+	notify_socket[0] = '\0';
+	if (s && (s[0] == '/' || s[0] == '@') && strlen(s) < sizeof(notify_socket))
+		snprintf(notify_socket, sizeof(notify_socket), "%s", s);
+	else if (s && *s)
+		bt_log_warn("NOTIFY_SOCKET \"%s\": not a unix socket path; systemd will not hear from this daemon", s);
+	unsetenv("NOTIFY_SOCKET");
+}
+
+/* sd_notify(3) to the socket notify_take kept; best effort, as sd_notify. */
+static void notify(const char *msg)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = strlen(notify_socket);
+	int fd;
+
+	if (n == 0)
+		return;
+	memcpy(sa.sun_path, notify_socket, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		bt_log_debug("notify %s: %s", notify_socket, strerror(errno));
+	close(fd);
+}
 
 static void on_signal(int sig)
 {
@@ -44,6 +86,7 @@ int bt_daemon_init(const char *name, const char *summary, int argc, char **argv,
 
 	bt_tune_malloc();
 	bt_log_init(name);
+	notify_take();
 	args->address = NULL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:a:h", opts, NULL)) != -1) {
@@ -121,7 +164,7 @@ static void *watchdog_main(void *p)
 	free(p);
 	while (!atomic_load(&watchdog_stop)) {
 		if (bt_mono_ms() - a.loop->last_tick(a.loop->arg) < BT_MAX(stale_ms, 1000))
-			sd_notify(0, "WATCHDOG=1");
+			notify("WATCHDOG=1");
 		usleep((useconds_t)BT_MIN(a.usec / 2, 1000000ULL));
 	}
 	return NULL;
@@ -143,7 +186,7 @@ int bt_daemon_run_loop(const bt_loop *loop, const char *status, bt_err *e)
 	signal(SIGPIPE, SIG_IGN);
 
 	atomic_store(&watchdog_stop, 0);
-	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+	if (sd_watchdog_enabled(1, &wd_usec) > 0 && wd_usec > 0) {
 		watchdog_arg *arg = bt_xmalloc(sizeof(*arg));
 		arg->loop = loop;
 		arg->usec = wd_usec;
@@ -152,10 +195,12 @@ int bt_daemon_run_loop(const bt_loop *loop, const char *status, bt_err *e)
 		else
 			free(arg);
 	}
-	sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%d", status ? status : "serving", (int)getpid());
+	char ready[512];
+	snprintf(ready, sizeof(ready), "READY=1\nSTATUS=%s\nMAINPID=%d", status ? status : "serving", (int)getpid());
+	notify(ready);
 	bt_log_info("serving on %s", loop->endpoint);
 	rc = loop->run(loop->arg, e);
-	sd_notify(0, "STOPPING=1");
+	notify("STOPPING=1");
 	bt_log_info("stopping");
 	atomic_store(&watchdog_stop, 1);
 	if (wd_running)
