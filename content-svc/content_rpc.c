@@ -5,20 +5,19 @@
 #define _GNU_SOURCE
 #include "content_rpc.h"
 
-#include "bt_events.h"
-
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "berth/content/v1/content.pb-c.h"
+#include "bt_batch.h"
+#include "bt_events.h"
 #include "bt_filter.h"
 #include "bt_log.h"
 #include "bt_pbmap.h"
 #include "bt_pbwire.h"
 #include "bt_util.h"
 
-#define LIST_BATCH 128
 
 typedef Berth__Content__V1__Info pb_info;
 
@@ -88,71 +87,60 @@ static void h_update(bt_call *call, void *ctx)
 	content_info_clear(&info);
 }
 
-typedef struct list_state {
-	bt_call *call;
-	pb_info items[LIST_BATCH];
-	pb_info *ptrs[LIST_BATCH];
-	content_info copies[LIST_BATCH];
-	size_t n;
-	bt_err err;
-} list_state;
+static void rec_copy(void *dst, const void *src)
+{
+	content_info *c = dst;
 
-static int list_flush(list_state *st)
+	*c = *(const content_info *)src;
+	memset(&c->labels, 0, sizeof(c->labels));
+	bt_labels_copy(&c->labels, &((const content_info *)src)->labels);
+}
+
+static void rec_clear(void *r)
+{
+	content_info_clear(r);
+}
+
+static int send_batch(bt_call *call, const void *recs, size_t n, bt_err *e)
 {
 	Berth__Content__V1__ListResponse r = BERTH__CONTENT__V1__LIST_RESPONSE__INIT;
-	int rc = 0;
+	pb_info items[BT_BATCH];
+	pb_info *ptrs[BT_BATCH];
 
-	if (st->n == 0)
-		return 0;
-	for (size_t i = 0; i < st->n; i++) {
-		info_to_pb(&st->copies[i], &st->items[i]);
-		st->ptrs[i] = &st->items[i];
+	for (size_t i = 0; i < n; i++) {
+		info_to_pb(&((const content_info *)recs)[i], &items[i]);
+		ptrs[i] = &items[i];
 	}
-	r.n_infos = st->n;
-	r.infos = st->ptrs;
-	rc = bt_call_send(st->call, &r.base, &st->err);
-	for (size_t i = 0; i < st->n; i++) {
-		info_pb_release(&st->items[i]);
-		content_info_clear(&st->copies[i]);
-	}
-	st->n = 0;
+	r.n_infos = n;
+	r.infos = ptrs;
+	int rc = bt_call_send(call, &r.base, e);
+	for (size_t i = 0; i < n; i++)
+		info_pb_release(&items[i]);
 	return rc;
 }
 
+static const bt_batch_ops list_ops = { sizeof(content_info), rec_copy, rec_clear, send_batch };
+
 static int list_cb(const content_info *i, void *arg)
 {
-	list_state *st = arg;
-	content_info *c = &st->copies[st->n++];
-
-	*c = *i;
-	memset(&c->labels, 0, sizeof(c->labels));
-	bt_labels_copy(&c->labels, &i->labels);
-	if (st->n == LIST_BATCH)
-		return list_flush(st);
-	return 0;
+	return bt_batch_add(arg, i);
 }
 
 static void h_list(bt_call *call, void *ctx)
 {
 	const Berth__Content__V1__ListRequest *r = bt_call_req(call);
-	_cleanup_free_ list_state *st = bt_xzalloc(sizeof(*st));
 	bt_filter *f = NULL;
+	bt_batch b;
 	bt_err e;
 
-	st->call = call;
 	if (bt_filter_parse((const char *const *)r->filters, r->n_filters, &f, &e) < 0) {
 		bt_call_error(call, &e);
 		return;
 	}
-	if (content_list(ctx, bt_call_namespace(call), f, list_cb, st, &e) < 0 || list_flush(st) < 0) {
-		bt_filter_free(&f);
-		for (size_t i = 0; i < st->n; i++)
-			content_info_clear(&st->copies[i]);
-		bt_call_error(call, st->err.code ? &st->err : &e);
-		return;
-	}
+	bt_batch_init(&b, call, &list_ops);
+	int rc = content_list(ctx, bt_call_namespace(call), f, list_cb, &b, &e);
 	bt_filter_free(&f);
-	bt_call_reply(call, NULL);
+	bt_batch_end(&b, rc, &e);
 }
 
 static void h_delete(bt_call *call, void *ctx)

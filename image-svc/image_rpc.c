@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "berth/images/v1/images.pb-c.h"
+#include "bt_batch.h"
 #include "bt_filter.h"
 #include "bt_pbmap.h"
 #include "bt_util.h"
 #include "image_xfer.h"
 
-#define LIST_BATCH 128
 
 typedef Berth__Images__V1__Image pb_image;
 typedef Berth__Types__V1__Descriptor pb_desc;
@@ -95,68 +95,57 @@ static void h_get(bt_call *call, void *ctx)
 	image_rec_clear(&rec);
 }
 
-typedef struct list_state {
-	bt_call *call;
-	image_rec recs[LIST_BATCH];
-	size_t n;
-	bt_err err;
-} list_state;
+static void rec_copy(void *dst, const void *src)
+{
+	image_rec_copy(dst, src);
+}
 
-static int list_flush(list_state *st)
+static void rec_clear(void *r)
+{
+	image_rec_clear(r);
+}
+
+static int send_batch(bt_call *call, const void *recs, size_t n, bt_err *e)
 {
 	Berth__Images__V1__ListImagesResponse r = BERTH__IMAGES__V1__LIST_IMAGES_RESPONSE__INIT;
-	image_pb pb[LIST_BATCH];
-	pb_image *ptrs[LIST_BATCH];
-	int rc;
+	image_pb pb[BT_BATCH];
+	pb_image *ptrs[BT_BATCH];
 
-	if (st->n == 0)
-		return 0;
-	for (size_t i = 0; i < st->n; i++) {
-		image_to_pb(&st->recs[i], &pb[i]);
+	for (size_t i = 0; i < n; i++) {
+		image_to_pb(&((const image_rec *)recs)[i], &pb[i]);
 		ptrs[i] = &pb[i].img;
 	}
-	r.n_images = st->n;
+	r.n_images = n;
 	r.images = ptrs;
-	rc = bt_call_send(st->call, &r.base, &st->err);
-	for (size_t i = 0; i < st->n; i++) {
+	int rc = bt_call_send(call, &r.base, e);
+	for (size_t i = 0; i < n; i++)
 		image_pb_release(&pb[i]);
-		image_rec_clear(&st->recs[i]);
-	}
-	st->n = 0;
 	return rc;
 }
 
+static const bt_batch_ops list_ops = { sizeof(image_rec), rec_copy, rec_clear, send_batch };
+
 static int list_cb(const image_rec *r, void *arg)
 {
-	list_state *st = arg;
-
-	memset(&st->recs[st->n], 0, sizeof(st->recs[st->n]));
-	image_rec_copy(&st->recs[st->n++], r);
-	return st->n == LIST_BATCH ? list_flush(st) : 0;
+	return bt_batch_add(arg, r);
 }
 
 static void h_list(bt_call *call, void *ctx)
 {
 	image_rpc *rpc = ctx;
 	const Berth__Images__V1__ListImagesRequest *r = bt_call_req(call);
-	_cleanup_free_ list_state *st = bt_xzalloc(sizeof(*st));
 	bt_filter *f = NULL;
+	bt_batch b;
 	bt_err e;
 
-	st->call = call;
 	if (bt_filter_parse((const char *const *)r->filters, r->n_filters, &f, &e) < 0) {
 		bt_call_error(call, &e);
 		return;
 	}
-	if (image_store_list(rpc->store, bt_call_namespace(call), f, list_cb, st, &e) < 0 || list_flush(st) < 0) {
-		for (size_t i = 0; i < st->n; i++)
-			image_rec_clear(&st->recs[i]);
-		bt_filter_free(&f);
-		bt_call_error(call, st->err.code ? &st->err : &e);
-		return;
-	}
+	bt_batch_init(&b, call, &list_ops);
+	int rc = image_store_list(rpc->store, bt_call_namespace(call), f, list_cb, &b, &e);
 	bt_filter_free(&f);
-	bt_call_reply(call, NULL);
+	bt_batch_end(&b, rc, &e);
 }
 
 static void h_create(bt_call *call, void *ctx)

@@ -6,16 +6,15 @@
 #define _GNU_SOURCE
 #include "snap_rpc.h"
 
-#include "bt_events.h"
-
 #include <string.h>
 
 #include "berth/snapshots/v1/snapshots.pb-c.h"
+#include "bt_batch.h"
+#include "bt_events.h"
 #include "bt_filter.h"
 #include "bt_pbmap.h"
 #include "bt_util.h"
 
-#define LIST_BATCH 128
 
 typedef Berth__Snapshots__V1__Info pb_info;
 
@@ -259,78 +258,67 @@ static void h_update(bt_call *call, void *ctx)
 	snap_info_clear(&info);
 }
 
-typedef struct list_state {
-	bt_call *call;
-	pb_info items[LIST_BATCH];
-	pb_info *ptrs[LIST_BATCH];
-	snap_info copies[LIST_BATCH];
-	size_t n;
-	bt_err err;
-} list_state;
-
-static int list_flush(list_state *st)
+static void rec_copy(void *dst, const void *src)
 {
-	Berth__Snapshots__V1__ListSnapshotsResponse r = BERTH__SNAPSHOTS__V1__LIST_SNAPSHOTS_RESPONSE__INIT;
-	int rc;
+	snap_info *c = dst;
+	const snap_info *i = src;
 
-	if (st->n == 0)
-		return 0;
-	for (size_t i = 0; i < st->n; i++) {
-		info_to_pb(&st->copies[i], &st->items[i]);
-		st->ptrs[i] = &st->items[i];
-	}
-	r.n_info = st->n;
-	r.info = st->ptrs;
-	rc = bt_call_send(st->call, &r.base, &st->err);
-	for (size_t i = 0; i < st->n; i++) {
-		info_pb_release(&st->items[i]);
-		snap_info_clear(&st->copies[i]);
-	}
-	st->n = 0;
-	return rc;
-}
-
-static int list_cb(const snap_info *i, void *arg)
-{
-	list_state *st = arg;
-	snap_info *c = &st->copies[st->n++];
-
-	memset(c, 0, sizeof(*c));
 	c->name = bt_xstrdup(i->name);
 	c->parent = bt_xstrdup(i->parent);
 	c->kind = i->kind;
 	c->created = i->created;
 	c->updated = i->updated;
 	bt_labels_copy(&c->labels, &i->labels);
-	if (st->n == LIST_BATCH)
-		return list_flush(st);
-	return 0;
+}
+
+static void rec_clear(void *r)
+{
+	snap_info_clear(r);
+}
+
+static int send_batch(bt_call *call, const void *recs, size_t n, bt_err *e)
+{
+	Berth__Snapshots__V1__ListSnapshotsResponse r = BERTH__SNAPSHOTS__V1__LIST_SNAPSHOTS_RESPONSE__INIT;
+	pb_info items[BT_BATCH];
+	pb_info *ptrs[BT_BATCH];
+
+	for (size_t i = 0; i < n; i++) {
+		info_to_pb(&((const snap_info *)recs)[i], &items[i]);
+		ptrs[i] = &items[i];
+	}
+	r.n_info = n;
+	r.info = ptrs;
+	int rc = bt_call_send(call, &r.base, e);
+	for (size_t i = 0; i < n; i++)
+		info_pb_release(&items[i]);
+	return rc;
+}
+
+static const bt_batch_ops list_ops = { sizeof(snap_info), rec_copy, rec_clear, send_batch };
+
+static int list_cb(const snap_info *i, void *arg)
+{
+	return bt_batch_add(arg, i);
 }
 
 static void h_list(bt_call *call, void *ctx)
 {
 	const Berth__Snapshots__V1__ListSnapshotsRequest *r = bt_call_req(call);
 	snap_rpc *c = ctx;
-	_cleanup_free_ list_state *st = bt_xzalloc(sizeof(*st));
 	bt_filter *f = NULL;
+	bt_batch b;
 	bt_err e;
 
 	if (!for_me(call, c))
 		return;
-	st->call = call;
 	if (bt_filter_parse((const char *const *)r->filters, r->n_filters, &f, &e) < 0) {
 		bt_call_error(call, &e);
 		return;
 	}
-	if (snap_list(c->store, bt_call_namespace(call), f, list_cb, st, &e) < 0 || list_flush(st) < 0) {
-		bt_filter_free(&f);
-		for (size_t i = 0; i < st->n; i++)
-			snap_info_clear(&st->copies[i]);
-		bt_call_error(call, st->err.code ? &st->err : &e);
-		return;
-	}
+	bt_batch_init(&b, call, &list_ops);
+	int rc = snap_list(c->store, bt_call_namespace(call), f, list_cb, &b, &e);
 	bt_filter_free(&f);
-	bt_call_reply(call, NULL);
+	bt_batch_end(&b, rc, &e);
 }
 
 static void h_usage(bt_call *call, void *ctx)

@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "berth/tasks/v1/tasks.pb-c.h"
+#include "bt_batch.h"
 #include "bt_events.h"
 #include "bt_filter.h"
 #include "bt_pbmap.h"
 #include "bt_util.h"
 #include "task_rpc.h"
 
-#define LIST_BATCH 64
 
 typedef Berth__Tasks__V1__Container pb_ctr;
 
@@ -87,64 +87,55 @@ static void h_get(bt_call *call, void *ctx)
 	ctr_rec_clear(&rec);
 }
 
-typedef struct list_state {
-	bt_call *call;
-	ctr_rec recs[LIST_BATCH];
-	size_t n;
-	bt_err err;
-} list_state;
+static void rec_copy(void *dst, const void *src)
+{
+	ctr_rec_copy(dst, src);
+}
 
-static int list_flush(list_state *st)
+static void rec_clear(void *r)
+{
+	ctr_rec_clear(r);
+}
+
+static int send_batch(bt_call *call, const void *recs, size_t n, bt_err *e)
 {
 	Berth__Tasks__V1__ListContainersResponse r = BERTH__TASKS__V1__LIST_CONTAINERS_RESPONSE__INIT;
-	ctr_pb pb[LIST_BATCH];
-	pb_ctr *ptrs[LIST_BATCH];
-	if (st->n == 0)
-		return 0;
-	for (size_t i = 0; i < st->n; i++) {
-		ctr_to_pb(&st->recs[i], &pb[i]);
+	ctr_pb pb[BT_BATCH];
+	pb_ctr *ptrs[BT_BATCH];
+	for (size_t i = 0; i < n; i++) {
+		ctr_to_pb(&((const ctr_rec *)recs)[i], &pb[i]);
 		ptrs[i] = &pb[i].c;
 	}
-	r.n_containers = st->n;
+	r.n_containers = n;
 	r.containers = ptrs;
-	int rc = bt_call_send(st->call, &r.base, &st->err);
-	for (size_t i = 0; i < st->n; i++) {
+	int rc = bt_call_send(call, &r.base, e);
+	for (size_t i = 0; i < n; i++)
 		ctr_pb_release(&pb[i]);
-		ctr_rec_clear(&st->recs[i]);
-	}
-	st->n = 0;
 	return rc;
 }
 
+static const bt_batch_ops list_ops = { sizeof(ctr_rec), rec_copy, rec_clear, send_batch };
+
 static int list_cb(const ctr_rec *r, void *arg)
 {
-	list_state *st = arg;
-	memset(&st->recs[st->n], 0, sizeof(st->recs[st->n]));
-	ctr_rec_copy(&st->recs[st->n++], r);
-	return st->n == LIST_BATCH ? list_flush(st) : 0;
+	return bt_batch_add(arg, r);
 }
 
 static void h_list(bt_call *call, void *ctx)
 {
 	task_rpc *rpc = ctx;
 	const Berth__Tasks__V1__ListContainersRequest *r = bt_call_req(call);
-	_cleanup_free_ list_state *st = bt_xzalloc(sizeof(*st));
 	bt_filter *f = NULL;
+	bt_batch b;
 	bt_err e;
-	st->call = call;
 	if (bt_filter_parse((const char *const *)r->filters, r->n_filters, &f, &e) < 0) {
 		bt_call_error(call, &e);
 		return;
 	}
-	if (task_store_list(rpc->store, bt_call_namespace(call), f, list_cb, st, &e) < 0 || list_flush(st) < 0) {
-		for (size_t i = 0; i < st->n; i++)
-			ctr_rec_clear(&st->recs[i]);
-		bt_filter_free(&f);
-		bt_call_error(call, st->err.code ? &st->err : &e);
-		return;
-	}
+	bt_batch_init(&b, call, &list_ops);
+	int rc = task_store_list(rpc->store, bt_call_namespace(call), f, list_cb, &b, &e);
 	bt_filter_free(&f);
-	bt_call_reply(call, NULL);
+	bt_batch_end(&b, rc, &e);
 }
 
 static void h_create(bt_call *call, void *ctx)
