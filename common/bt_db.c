@@ -5,7 +5,9 @@
 #define _GNU_SOURCE
 #include "bt_db.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sys/stat.h>
 #include <pthread.h>
 
 #include "bt_log.h"
@@ -309,4 +311,16 @@ int bt_db_ns_usage(bt_db *db, const bt_db_count *t, size_t n, const char *ns, ch
 		}
 	}
 	return 0;
+}
+
+int bt_db_open_in(const char *dir, const char *file, const char *const *migrations, int n_migrations, bt_db **out,
+		  bt_err *e)
+{
+	_cleanup_free_ char *path = bt_xasprintf("%s/%s", dir, file);
+
+	if (bt_mkdir_p(dir, 0700, e) < 0)
+		return -1;
+	if (chmod(dir, 0700) < 0)
+		return bt_err_errno(e, errno, "chmod %s", dir);
+	return bt_db_open(path, migrations, n_migrations, out, e);
 }

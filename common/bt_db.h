@@ -22,6 +22,9 @@ typedef struct bt_db bt_db;
 
 /* Migrations: migrations[i] takes the schema from version i to i+1. */
 int bt_db_open(const char *path, const char *const *migrations, int n_migrations, bt_db **out, bt_err *e);
+/* A service's database: dir (made, and kept private: mode 0700) / file. */
+int bt_db_open_in(const char *dir, const char *file, const char *const *migrations, int n_migrations, bt_db **out,
+		  bt_err *e);
 void bt_db_close(bt_db **db);
 sqlite3 *bt_db_handle(bt_db *db);
 int bt_db_schema_version(bt_db *db);

@@ -1130,7 +1130,6 @@ static int sweep(content_store *s, bt_err *e)
 int content_store_open(const char *dir, const content_opts *o, content_store **out, bt_err *e)
 {
 	content_store *s = bt_xzalloc(sizeof(*s));
-	_cleanup_free_ char *dbpath = NULL;
 
 	s->dir = bt_xstrdup(dir);
 	s->blobs = bt_xasprintf("%s/blobs/sha256", dir);
@@ -1146,12 +1145,7 @@ int content_store_open(const char *dir, const content_opts *o, content_store **o
 	pthread_mutex_init(&s->blob_mu, NULL);
 	if (bt_mkdir_p(s->blobs, 0700, e) < 0 || bt_mkdir_p(s->ingests_dir, 0700, e) < 0)
 		goto fail;
-	if (chmod(dir, 0700) < 0) {
-		bt_err_errno(e, errno, "chmod %s", dir);
-		goto fail;
-	}
-	dbpath = bt_xasprintf("%s/meta.db", dir);
-	if (bt_db_open(dbpath, migrations, (int)BT_ARRAY_LEN(migrations), &s->db, e) < 0)
+	if (bt_db_open_in(dir, "meta.db", migrations, (int)BT_ARRAY_LEN(migrations), &s->db, e) < 0)
 		goto fail;
 	if (recover_commits(s, e) < 0 || sweep(s, e) < 0) {
 		bt_err_wrap(e, "recover %s", dir);

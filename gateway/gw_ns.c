@@ -57,15 +57,13 @@ static const char *const migrations[] = {
 int gw_ns_open(const char *dir, const gw_backend_ref *backends, size_t n_backends, gw_ns **out, bt_err *e)
 {
 	gw_ns *g = bt_xzalloc(sizeof(*g));
-	_cleanup_free_ char *path = bt_xasprintf("%s/namespaces.db", dir);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
 	pthread_mutex_init(&g->mu, NULL);
 	g->known = bt_map_new();
 	g->backends = backends;
 	g->n_backends = n_backends;
-	if (bt_mkdir_p(dir, 0700, e) < 0 ||
-	    bt_db_open(path, migrations, (int)BT_ARRAY_LEN(migrations), &g->db, e) < 0 ||
+	if (bt_db_open_in(dir, "namespaces.db", migrations, (int)BT_ARRAY_LEN(migrations), &g->db, e) < 0 ||
 	    bt_db_prepare(g->db, "SELECT name FROM namespaces", &st, e) < 0) {
 		gw_ns_free(&g);
 		return -1;

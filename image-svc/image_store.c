@@ -94,21 +94,13 @@ int image_rec_validate(const image_rec *r, bt_err *e)
 int image_store_open(const char *dir, image_store **out, bt_err *e)
 {
 	image_store *s = bt_xzalloc(sizeof(*s));
-	_cleanup_free_ char *path = bt_xasprintf("%s/meta.db", dir);
 
-	if (bt_mkdir_p(dir, 0700, e) < 0)
-		goto fail;
-	if (chmod(dir, 0700) < 0) {
-		bt_err_errno(e, errno, "chmod %s", dir);
-		goto fail;
+	if (bt_db_open_in(dir, "meta.db", migrations, (int)BT_ARRAY_LEN(migrations), &s->db, e) < 0) {
+		image_store_free(&s);
+		return -1;
 	}
-	if (bt_db_open(path, migrations, (int)BT_ARRAY_LEN(migrations), &s->db, e) < 0)
-		goto fail;
 	*out = s;
 	return 0;
-fail:
-	image_store_free(&s);
-	return -1;
 }
 
 void image_store_free(image_store **sp)

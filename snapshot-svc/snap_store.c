@@ -1011,7 +1011,6 @@ fail:
 int snap_store_open(const char *dir, const snap_driver *driver, snap_store **out, bt_err *e)
 {
 	snap_store *s = bt_xzalloc(sizeof(*s));
-	_cleanup_free_ char *dbpath = NULL;
 
 	s->dir = bt_xstrdup(dir);
 	s->snaps = bt_xasprintf("%s/snapshots", dir);
@@ -1026,17 +1025,12 @@ int snap_store_open(const char *dir, const snap_driver *driver, snap_store **out
 	}
 	if (bt_mkdir_p(s->snaps, 0700, e) < 0)
 		goto fail;
-	if (chmod(dir, 0700) < 0) {
-		bt_err_errno(e, errno, "chmod %s", dir);
-		goto fail;
-	}
 	s->snaps_fd = open(s->snaps, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->snaps_fd < 0) {
 		bt_err_errno(e, errno, "open %s", s->snaps);
 		goto fail;
 	}
-	dbpath = bt_xasprintf("%s/meta.db", dir);
-	if (bt_db_open(dbpath, migrations, (int)BT_ARRAY_LEN(migrations), &s->db, e) < 0)
+	if (bt_db_open_in(dir, "meta.db", migrations, (int)BT_ARRAY_LEN(migrations), &s->db, e) < 0)
 		goto fail;
 	int64_t removed = 0;
 	if (snap_cleanup(s, &removed, e) < 0) {
