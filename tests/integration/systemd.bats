@@ -86,9 +86,9 @@ restarted() {
 	[ "$(show "$1.service" NRestarts)" -gt "$2" ] && [ "$(show "$1.service" ActiveState)" = active ]
 }
 
-# the container's task: running, with the pid it started with
+# task_running ID PID — the task of container ID running, with the pid it started with
 task_running() {
-	inside berth tasks ls | grep -Eq "^c1 +$1 +RUNNING"
+	inside berth tasks ls | grep -Eq "^$1 +$2 +RUNNING"
 }
 
 @test "systemd-analyze verify: the installed units are clean" {
@@ -193,7 +193,7 @@ task_running() {
 	local tpid
 	tpid=$(inside berth tasks ls | awk '$1 == "c1" {print $2}')
 	[ -n "$tpid" ]
-	task_running "$tpid"
+	task_running c1 "$tpid"
 
 	local u old new n0
 	for u in $DAEMONS; do
@@ -209,7 +209,7 @@ task_running() {
 		assert_equal "$(show $u.service NRestarts)" $((n0 + 1))
 		# the suite is whole again, and the container never stopped
 		wait_for "every backend healthy after $u restarted" inside berth version
-		task_running "$tpid"
+		task_running c1 "$tpid"
 		inside kill -0 "$tpid"
 	done
 	all_active
@@ -222,22 +222,25 @@ task_running() {
 @test "under systemd: stopping berth-taskd leaves its containers running (KillMode=process)" {
 	need_systemd
 	inside systemctl start berth.target
+	inside berth images import /root/bb.tar >/dev/null
+	inside berth containers create --spec /root/spec.json example.org/bb:v1 c2
+	inside berth tasks start -d c2
 	local tpid shim
-	task_running '[0-9]+' || {
-		inside berth images import /root/bb.tar >/dev/null 2>&1 || true
-		inside berth containers create --spec /root/spec.json example.org/bb:v1 c1 >/dev/null 2>&1 || true
-		inside berth tasks start -d c1
-	}
-	tpid=$(inside berth tasks ls | awk '$1 == "c1" {print $2}')
-	shim=$(inside cat /run/berth/tasks/default/c1/shim.pid)
+	tpid=$(inside berth tasks ls | awk '$1 == "c2" {print $2}')
+	shim=$(inside cat /run/berth/tasks/default/c2/shim.pid)
+	[ -n "$tpid" ] && [ -n "$shim" ]
 	run inside systemctl stop berth-taskd.service
 	assert_success
 	assert_equal "$(show berth-taskd.service ActiveState)" inactive
 	inside kill -0 "$tpid"
 	inside kill -0 "$shim"
 	inside systemctl start berth-taskd.service
-	task_running "$tpid"
+	task_running c2 "$tpid"
 	inside kill -0 "$shim"
+	inside berth tasks kill -s KILL c2
+	wait_for "c2 stopped" eval 'inside berth tasks ls | grep -Eq "^c2 .*STOPPED"'
+	inside berth tasks rm c2 >/dev/null
+	inside berth containers rm c2 >/dev/null
 }
 
 @test "under systemd: the socket unit starts a stopped gateway on the first connection" {
