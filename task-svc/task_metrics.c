@@ -122,3 +122,46 @@ int task_metrics_read(const char *root, pid_t pid, task_metrics *m, bt_err *e)
 		return bt_err_set(e, BT_NOT_FOUND, "process %d: no cgroup found", (int)pid);
 	return 0;
 }
+
+char *task_oom_file(const char *root, pid_t pid)
+{
+	_cleanup_free_ char *cg = bt_xasprintf("/proc/%d/cgroup", (int)pid);
+	_cleanup_fclose_ FILE *f = fopen(cg, "re");
+	char line[1024];
+	char *v2 = NULL, *v1 = NULL;
+
+	if (!root)
+		root = "/sys/fs/cgroup";
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c1 = *c2 = '\0';
+		char list[256];
+		snprintf(list, sizeof(list), ",%s,", c1 + 1);
+		if (!v1 && strstr(list, ",memory,"))
+			v1 = bt_xasprintf("%s/memory%s/memory.oom_control", root, c2 + 1);
+		else if (!v2 && c1[1] == '\0')
+			v2 = bt_xasprintf("%s%s/memory.events", root, c2 + 1);
+	}
+	if (v1) {
+		free(v2);
+		return v1;
+	}
+	if (v2 && access(v2, R_OK) == 0)
+		return v2;
+	free(v2);
+	return NULL;
+}
+
+uint64_t task_oom_count(const char *file)
+{
+	_cleanup_free_ char *dir = bt_xstrdup(file);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	return read_key(dir, slash + 1, "oom_kill");
+}

@@ -24,4 +24,10 @@ typedef struct task_metrics {
  * (NULL: /sys/fs/cgroup).  NOT_FOUND when the process is gone. */
 int task_metrics_read(const char *root, pid_t pid, task_metrics *m, bt_err *e);
 
+/* The file counting OOM kills in pid's memory cgroup (v1 memory.oom_control,
+ * v2 memory.events), or NULL; caller frees. */
+char *task_oom_file(const char *root, pid_t pid);
+/* Its oom_kill count (0 when it cannot be read). */
+uint64_t task_oom_count(const char *file);
+
 #endif

@@ -28,13 +28,14 @@
 #include "berth/berth.h"
 #include "berth/shim/v1/shim.pb-c.h"
 #include "berth/tasks/v1/tasks.pb-c.h"
-#include "bt_ident.h"
 #include "bt_events.h"
+#include "bt_ident.h"
 #include "bt_log.h"
 #include "bt_mount.h"
 #include "bt_seqrpc.h"
 #include "bt_shimstate.h"
 #include "bt_util.h"
+#include "task_metrics.h"
 
 extern char **environ;
 
@@ -67,6 +68,9 @@ struct task {
 	bool mon_want; /* watch this shim */
 	bool mon_info; /* ask Info too (the shim did not answer at start) */
 	int mon_fd;
+	/* the monitor thread's: where the container's OOM kills are counted, and how many were seen */
+	char *oom_file;
+	uint64_t ooms;
 };
 
 struct task_env {
@@ -111,6 +115,7 @@ static void task_free(task *t)
 	free(t->runtime);
 	free(t->runtime_root);
 	free(t->reason);
+	free(t->oom_file);
 	free(t->in);
 	free(t->out);
 	free(t->err);
@@ -590,12 +595,32 @@ static int mon_reply(task_env *env, task *t, const uint8_t *buf, size_t len)
 	return ret;
 }
 
+/* Publishes /tasks/oom when the container's memory cgroup counts a new OOM
+ * kill (the monitor calls it about once a second per live task, and once
+ * more when the task exits, before the runtime's delete removes the cgroup). */
+static void watch_oom(task *t)
+{
+	if (!t->oom_file && t->pid > 0)
+		t->oom_file = task_oom_file(NULL, (pid_t)t->pid);
+	if (!t->oom_file)
+		return;
+	uint64_t n = task_oom_count(t->oom_file);
+	if (n > t->ooms) {
+		char count[24];
+		snprintf(count, sizeof(count), "%llu", (unsigned long long)n);
+		bt_event(t->ns, "/tasks/oom", "container_id", t->id, "oom_kills", count, NULL);
+	}
+	if (n > t->ooms)
+		t->ooms = n;
+}
+
 static void *monitor_main(void *arg)
 {
 	task_env *env = arg;
 	struct pollfd *pfd = NULL;
 	task **who = NULL;
 	size_t cap = 0;
+	int64_t last_oom = 0;
 
 	for (;;) {
 		/* the turn's set: attach new tasks, close connections of removed ones */
@@ -653,6 +678,9 @@ static void *monitor_main(void *arg)
 			while (read(env->wake[0], drain, sizeof(drain)) > 0)
 				;
 		}
+		bool sweep = bt_mono_ms() - last_oom >= 1000;
+		if (sweep)
+			last_oom = bt_mono_ms();
 		for (size_t i = 1; i < k; i++) {
 			task *t = who[i];
 			bool done = false, lost = false;
@@ -674,6 +702,8 @@ static void *monitor_main(void *arg)
 				t->mon_want = false;
 				pthread_mutex_unlock(&env->mu);
 			}
+			if (sweep || done)
+				watch_oom(t);
 			if (lost)
 				shim_lost(env, t);
 			task_put(env, &who[i]);

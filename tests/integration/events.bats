@@ -134,6 +134,25 @@ stop_sub() {
 	assert_output --regexp "$NS /containers/delete id=c1"
 }
 
+@test "an OOM kill in a container is published as /tasks/oom" {
+	out=$SUITE_DIR/ev-oom-$NS.log
+	berth -n "$NS" images import "$SUITE_DIR/img.tar" >/dev/null
+	# 16 MiB of memory; dd asks for a 64 MiB buffer and is killed, the shell goes on
+	jq '.process.args=["sh","-c","dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 3; exit 0"]
+	    | .linux.resources.memory={"limit":16777216}' "$SUITE_DIR/spec.json" >"$SUITE_DIR/spec-oom.json"
+	berth -n "$NS" events --topic /tasks/oom >"$out" 2>&1 &
+	SUB_PID=$!
+	sleep 1
+	berth -n "$NS" containers create --spec "$SUITE_DIR/spec-oom.json" example.org/ev/img:v1 oom1 >/dev/null
+	run berth -n "$NS" tasks start oom1
+	assert_success
+	berth -n "$NS" containers rm oom1 >/dev/null
+	berth -n "$NS" snapshots rm oom1 >/dev/null 2>&1 || true
+	stop_sub
+	run cat "$out"
+	assert_output --regexp "$NS /tasks/oom container_id=oom1,oom_kills=[1-9]"
+}
+
 @test "bad filters are refused clearly" {
 	run berth -n "$NS" events --filter 'topic=='
 	assert_failure
