@@ -22,7 +22,10 @@ setup_file() {
 		"$SUITE_DIR/config.json" >"$SUITE_DIR/spec.json"
 }
 
-teardown_file() { suite_teardown; }
+teardown_file() {
+	[ ! -d "$SUITE_DIR/reg" ] || "$REPO/tests/registry/stop.sh" "$SUITE_DIR/reg"
+	suite_teardown
+}
 
 setup() { NS=$(fresh_ns); }
 teardown() {
@@ -53,6 +56,20 @@ stop_sub() {
 	assert_output --regexp "$NS /snapshot/commit key=.*,name=sha256:"
 	assert_output --regexp "$NS /images/delete name=example.org/ev/img:v1"
 	refute_output --partial "other-$NS"
+}
+
+@test "a pull from a registry publishes the image and its snapshots" {
+	port=$("$REPO/tests/registry/start.sh" "$SUITE_DIR/reg")
+	fx_push "$SUITE_DIR/oci:v1" "127.0.0.1:$port/ev/pulled:v1"
+	out=$SUITE_DIR/ev-pull-$NS.log
+	berth -n "$NS" events >"$out" 2>&1 &
+	SUB_PID=$!
+	sleep 1
+	berth -n "$NS" images pull --plain-http "127.0.0.1:$port/ev/pulled:v1" >/dev/null
+	stop_sub
+	run cat "$out"
+	assert_output --regexp "$NS /images/create name=127.0.0.1:$port/ev/pulled:v1,target=sha256:"
+	assert_output --regexp "$NS /snapshot/commit key=.*,name=sha256:"
 }
 
 @test "--topic filters; --all-namespaces sees every namespace" {
