@@ -145,6 +145,15 @@ refused() {
 	assert_output --regexp "example.org/iso/img:v1 .* complete .* true"
 }
 
+@test "a deadline that passes gets DEADLINE_EXCEEDED from the gateway; the service goes on serving" {
+	# tasks.Wait on a task that runs for minutes, with a 300 ms deadline
+	body=$'\n'$'\x05'a-ctr
+	run "$TOOLS/zmqsend" -t 5000 "$BERTH_ADDRESS" "hdr:version=1,service=tasks,method=Wait,ns=$A,id=1,deadline=300" "raw:$body"
+	assert_output --partial "code=DEADLINE_EXCEEDED"
+	run berth -n "$A" tasks ls
+	assert_output --regexp "a-ctr +[0-9]+ +RUNNING"
+}
+
 @test "a thousand clients at once, each with a request in flight, are all answered" {
 	run "$TOOLS/manyclients" 1000 2 "$BERTH_ADDRESS"
 	assert_success
