@@ -295,8 +295,11 @@ static int containers_label(cli_ctx *ctx, int argc, char **argv)
 		rc = cli_fail(ctx, &err);
 		goto out;
 	}
-	_cleanup_free_ char *shown = cli_labels_str(out.labels, out.n_labels);
-	printf("%s %s\n", out.id, shown);
+	{
+		/* a block: the gotos above must not jump into a cleanup variable's scope */
+		_cleanup_free_ char *shown = cli_labels_str(out.labels, out.n_labels);
+		printf("%s %s\n", out.id, shown);
+	}
 	berth_container_clear(&out);
 out:
 	cli_label_edit_clear(&l);

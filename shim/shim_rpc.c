@@ -130,6 +130,8 @@ static int h_info(shim *s, uint64_t conn, uint64_t rid, const ProtobufCMessage *
 static int h_create(shim *s, uint64_t conn, uint64_t rid, const ProtobufCMessage *req, bt_err *e)
 {
 	const Berth__Shim__V1__CreateRequest *q = (const void *)req;
+	/* declared before the first goto: fail: must never see them uninitialised */
+	_cleanup_free_ char *pidfile = NULL, *exitfile = NULL, *console = NULL;
 	if (shim_proc_find(s, NULL) || s->init_deleted)
 		return bt_err_set(e, BT_ALREADY_EXISTS, "task %s: already created", s->id);
 	_cleanup_free_ char *config = bt_xasprintf("%s/config.json", s->dir);
@@ -138,11 +140,10 @@ static int h_create(shim *s, uint64_t conn, uint64_t rid, const ProtobufCMessage
 	shim_proc *p = shim_proc_new(s, NULL);
 	if (shim_proc_stdio(p, q->stdio, e) < 0)
 		goto fail;
-	_cleanup_free_ char *pidfile = shim_proc_file(s, p, "pid");
-	_cleanup_free_ char *exitfile = shim_proc_file(s, p, "exit");
+	pidfile = shim_proc_file(s, p, "pid");
+	exitfile = shim_proc_file(s, p, "exit");
 	unlink(pidfile);
 	unlink(exitfile);
-	_cleanup_free_ char *console = NULL;
 	int lfd = -1;
 	if (p->terminal && (lfd = shim_console_listen(s, &console, e)) < 0)
 		goto fail;

@@ -80,6 +80,9 @@ shim_job *shim_rt_start(shim *s, int kind, shim_proc *p, const char *const *args
 			int extra_fd, bt_err *e)
 {
 	shim_job *j = bt_xzalloc(sizeof(*j));
+	/* declared before the first goto: fail: must never see them uninitialised */
+	_cleanup_close_ int devnull = -1;
+	_cleanup_strv_ char **argv = NULL;
 	j->kind = kind;
 	j->proc = p;
 	j->outfd = -1;
@@ -87,7 +90,7 @@ shim_job *shim_rt_start(shim *s, int kind, shim_proc *p, const char *const *args
 	j->logfd = memfd("runtime-log", e);
 	if (j->logfd < 0)
 		goto fail;
-	_cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0) {
 		bt_err_errno(e, errno, "open /dev/null");
 		goto fail;
@@ -107,7 +110,6 @@ shim_job *shim_rt_start(shim *s, int kind, shim_proc *p, const char *const *args
 	fds[3] = j->logfd;
 	fds[4] = extra_fd >= 0 ? extra_fd : devnull;
 
-	_cleanup_strv_ char **argv = NULL;
 	bt_strv_push(&argv, s->runtime);
 	if (s->runtime_root && *s->runtime_root) {
 		bt_strv_push(&argv, "--root");

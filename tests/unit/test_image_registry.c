@@ -238,9 +238,9 @@ static int group_teardown(void **state)
 	const char *names[] = { "a", "b", "c", "d" };
 	for (size_t i = 0; i < BT_ARRAY_LEN(names); i++) {
 		_cleanup_free_ char *dir = reg_dir(names[i]);
-		_cleanup_free_ char *o = sh_out("%s/stop.sh %s", g.src, dir);
+		free(sh_out("%s/stop.sh %s", g.src, dir));
 	}
-	_cleanup_free_ char *o = sh_out("rm -rf %s", g.tmp);
+	free(sh_out("rm -rf %s", g.tmp));
 	/* the guard finds nothing left to do */
 	close(g.guard_fd);
 	waitpid(g.guard, NULL, 0);
@@ -274,7 +274,7 @@ static char *stored_blob(const char *reg, const char *digest, size_t *len)
 static const char *new_hosts_dir(void)
 {
 	snprintf(g.hosts, sizeof(g.hosts), "%s/hosts%d", g.tmp, g.hosts_n++);
-	_cleanup_free_ char *o = sh_out("rm -rf %s && mkdir -p %s", g.hosts, g.hosts);
+	free(sh_out("rm -rf %s && mkdir -p %s", g.hosts, g.hosts));
 	return g.hosts;
 }
 
@@ -507,6 +507,7 @@ static void *proxy_conn(void *arg)
 	bt_buf in = { 0 };
 	char buf[8192], method[16], target[1024], cl[32], auth[512], range[64];
 	char *end = NULL;
+	_cleanup_free_ char *head = NULL; /* before the first goto out */
 	ssize_t n;
 
 	free(c);
@@ -521,7 +522,7 @@ static void *proxy_conn(void *arg)
 		goto out;
 	}
 	size_t hl = (size_t)(end + 4 - in.data);
-	_cleanup_free_ char *head = bt_xstrndup(in.data, hl);
+	head = bt_xstrndup(in.data, hl);
 	size_t blen = hdr(head, "Content-Length", cl, sizeof(cl)) ? (size_t)atol(cl) : 0;
 	while (in.len - hl < blen && blen < (8 << 20)) {
 		n = read(fd, buf, sizeof(buf));
@@ -963,7 +964,7 @@ static void test_hosts_toml(void **state)
 	/* Docker's certs.d layout without hosts.toml */
 	hosts_file(root, "certs.example", NULL);
 	_cleanup_free_ char *d = bt_xasprintf("%s/certs.example", root);
-	_cleanup_free_ char *o = sh_out("cd %s && touch b.crt a.crt me.cert me.key other.txt", d);
+	free(sh_out("cd %s && touch b.crt a.crt me.cert me.key other.txt", d));
 	assert_int_equal(img_hosts_load(root, "certs.example", false, &h, &e), 0);
 	assert_int_equal(h.n, 1);
 	assert_true(bt_endswith(h.v[0].ca_files[0], "/a.crt"));
@@ -1830,7 +1831,7 @@ static void test_tls(void **state)
 	assert_int_equal(resolve_with(r, refc, false, &res, &e), BT_OK);
 	assert_string_equal(res.digest, g.dig_oci);
 	/* ca (relative to the host directory), with a blob over HTTP/2 */
-	_cleanup_free_ char *o1 = sh_out("cp %s/c/ca.crt %s/%s/my-ca.pem", g.tmp, dir, dc);
+	free(sh_out("cp %s/c/ca.crt %s/%s/my-ca.pem", g.tmp, dir, dc));
 	hosts_file(dir, dc, "ca = \"my-ca.pem\"\n");
 	assert_int_equal(resolve_with(r, refc, false, &res, &e), BT_OK);
 	img_repo *p = repo_open(r, refc, false, false);
@@ -1841,19 +1842,19 @@ static void test_tls(void **state)
 	sink_clear(&s);
 	img_repo_free(&p);
 	/* Docker's certs.d: ca.crt without hosts.toml */
-	_cleanup_free_ char *o2 = sh_out("rm %s/%s/hosts.toml && cp %s/c/ca.crt %s/%s/ca.crt", dir, dc, g.tmp, dir, dc);
+	free(sh_out("rm %s/%s/hosts.toml && cp %s/c/ca.crt %s/%s/ca.crt", dir, dc, g.tmp, dir, dc));
 	assert_int_equal(resolve_with(r, refc, false, &res, &e), BT_OK);
 
 	/* a registry that wants a client certificate */
-	_cleanup_free_ char *o3 = sh_out("mkdir -p %s/%s && cp %s/d/ca.crt %s/d/client.crt %s/d/client.key %s/%s/", dir, dd,
-					 g.tmp, g.tmp, g.tmp, dir, dd);
+	free(sh_out("mkdir -p %s/%s && cp %s/d/ca.crt %s/d/client.crt %s/d/client.key %s/%s/", dir, dd,
+					 g.tmp, g.tmp, g.tmp, dir, dd));
 	hosts_file(dir, dd, "ca = \"ca.crt\"\n");
 	assert_int_equal(resolve_with(r, refd, false, &res, &e), BT_UNAVAILABLE);
 	hosts_file(dir, dd, "ca = \"ca.crt\"\nclient = [[\"client.crt\", \"client.key\"]]\n");
 	assert_int_equal(resolve_with(r, refd, false, &res, &e), BT_OK);
 	assert_string_equal(res.digest, g.dig_oci);
 	/* the same in Docker's layout: X.cert + X.key */
-	_cleanup_free_ char *o4 = sh_out("cd %s/%s && rm hosts.toml && mv client.crt me.cert && mv client.key me.key", dir, dd);
+	free(sh_out("cd %s/%s && rm hosts.toml && mv client.crt me.cert && mv client.key me.key", dir, dd));
 	assert_int_equal(resolve_with(r, refd, false, &res, &e), BT_OK);
 	(void)toml;
 	img_registry_free(&r);
