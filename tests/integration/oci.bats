@@ -279,3 +279,15 @@ check_privileged() {
 	# as many interfaces as the host has
 	assert_line --regexp "^ *$(ls /sys/class/net | wc -l)$"
 }
+
+@test "a --seccomp-profile is enforced by the runtime: the call it denies fails with EPERM" {
+	ID=oci-prof-$$
+	echo '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}' \
+		>"$SUITE_DIR/deny-mkdir.json"
+	bundle prof --seccomp-profile "$SUITE_DIR/deny-mkdir.json" example.org/fx/base:v1 sh -c \
+		'mkdir /tmp/x 2>&1; touch /tmp/y && echo touched'
+	run_in runc
+	assert_success
+	assert_line --partial "Operation not permitted"
+	assert_line touched
+}
