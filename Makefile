@@ -44,6 +44,9 @@ PROTO_OBJ  := $(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c -Iproto --c_out=$(GEN) $<
+# generated once, kept: make would otherwise delete them as intermediate files
+# after a build that reached them through the pattern rules only
+.SECONDARY: $(PROTO_C) $(PROTO_H)
 
 # --- objects ----------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PROTO_H)
