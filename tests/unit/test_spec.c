@@ -806,6 +806,27 @@ static void test_spec_env_default(void **state)
 	json_decref(s);
 }
 
+/* Image config labels a container takes on: berth's reserved prefix left out. */
+static void test_spec_image_labels(void **state)
+{
+	(void)state;
+	const char *cfg = "{\"config\":{\"Labels\":{\"org.example\":\"1\",\"berth.io/x\":\"no\",\"n\":7}}}";
+	berth_label *l = NULL;
+	size_t n = 9;
+	berth_error err;
+
+	assert_int_equal(berth_spec_image_labels(cfg, strlen(cfg), &l, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0].key, "org.example");
+	assert_string_equal(l[0].value, "1");
+	berth_spec_labels_free(l, n);
+	assert_int_equal(berth_spec_image_labels("{", 1, &l, &n, &err), -1);
+	assert_int_equal(err.code, BERTH_INVALID_ARGUMENT);
+	assert_int_equal(berth_spec_image_labels("{}", 2, &l, &n, &err), 0);
+	assert_int_equal(n, 0);
+	berth_spec_labels_free(l, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -826,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_spec_privileged),
 		cmocka_unit_test(test_spec_refused),
 		cmocka_unit_test(test_spec_env_default),
+		cmocka_unit_test(test_spec_image_labels),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
