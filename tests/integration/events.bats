@@ -29,7 +29,12 @@ teardown_file() {
 
 setup() { NS=$(fresh_ns); }
 teardown() {
-	[ -z "${SUB_PID:-}" ] || { kill -CONT "$SUB_PID" 2>/dev/null; kill "$SUB_PID" 2>/dev/null; wait "$SUB_PID" 2>/dev/null; }
+	local p
+	for p in ${SUB_PID:-} ${READER_PID:-}; do
+		kill -CONT "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	[ -z "${BATS_TEST_COMPLETED:-}" ] && dump_logs || true
 }
 
@@ -100,7 +105,7 @@ stop_sub() {
 	mkfifo "$SUITE_DIR/slow-$NS"
 	# the reader of the fifo is stopped: the subscriber blocks writing, then stops reading its stream
 	(exec 3<>"$SUITE_DIR/slow-$NS"; kill -STOP $BASHPID; cat <&3 >"$out") &
-	local reader=$!
+	READER_PID=$!
 	berth -n "$NS" events --topic /namespaces/create >"$SUITE_DIR/slow-$NS" 2>&1 &
 	SUB_PID=$!
 	sleep 1
@@ -120,14 +125,15 @@ stop_sub() {
 		[ $((rss_after - rss_before)) -lt 20000 ]
 	fi
 	kill -CONT "$SUB_PID"
-	kill -CONT "$reader"
+	kill -CONT "$READER_PID"
 	sleep 1
 	kill "$SUB_PID"
 	wait "$SUB_PID" 2>/dev/null || true
 	SUB_PID=
 	sleep 0.5
-	kill "$reader" 2>/dev/null || true
-	wait "$reader" 2>/dev/null || true
+	kill "$READER_PID" 2>/dev/null || true
+	wait "$READER_PID" 2>/dev/null || true
+	READER_PID=
 	run cat "$out"
 	assert_output --regexp "/events/dropped count=[0-9]+"
 	rm -f "$SUITE_DIR/slow-$NS"
