@@ -121,6 +121,8 @@ refused() {
 	refused tasks ps a-ctr
 	refused tasks pause a-ctr
 	refused tasks metrics a-ctr
+	refused tasks resume a-ctr
+	refused tasks wait a-ctr
 	refused tasks exec --exec-id x a-ctr true
 	refused tasks rm -f a-ctr
 	refused tasks start a-ctr
@@ -152,6 +154,17 @@ refused() {
 	assert_output --partial "code=DEADLINE_EXCEEDED"
 	run berth -n "$A" tasks ls
 	assert_output --regexp "a-ctr +[0-9]+ +RUNNING"
+}
+
+@test "a principal the client claims is replaced by the gateway's" {
+	# namespaces.Create of "forged-ns" claiming a read-only principal limited to "nothing":
+	# were it believed, the namespaces service would refuse; the gateway sets the local one
+	body=$'\n'$'\x0b'$'\n'$'\x09'forged-ns
+	run "$TOOLS/zmqsend" "$BERTH_ADDRESS" "hdr:version=1,service=namespaces,method=Create,id=1,principal=evil,pns=nothing,ro=1" "raw:$body"
+	assert_output --partial "code=OK"
+	run berth namespaces ls -q
+	assert_line forged-ns
+	berth namespaces rm forged-ns >/dev/null
 }
 
 @test "a thousand clients at once, each with a request in flight, are all answered" {

@@ -6,7 +6,9 @@
  *
  * FRAME is one of
  *   hdr:KEY=VAL,...   a RequestHeader (keys: version, service, method, ns,
- *                     id, deadline, cancel, credit, window, order)
+ *                     id, deadline, cancel, credit, window, order; and a
+ *                     principal the client claims: principal=NAME,
+ *                     pns=NAMESPACE-PATTERN, ro=1)
  *   raw:TEXT          the bytes of TEXT
  *   rand:N            N random bytes
  *   zero:N            N zero bytes
@@ -29,6 +31,8 @@ static void send_frame(void *s, const char *spec, int more)
 
 	if (strncmp(spec, "hdr:", 4) == 0) {
 		Berth__Rpc__V1__RequestHeader h = BERTH__RPC__V1__REQUEST_HEADER__INIT;
+		Berth__Rpc__V1__Principal pr = BERTH__RPC__V1__PRINCIPAL__INIT;
+		char *pns[1];
 		char *copy = bt_xstrdup(spec + 4), *save = NULL;
 		for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
 			char *eq = strchr(kv, '=');
@@ -56,6 +60,12 @@ static void send_frame(void *s, const char *spec, int more)
 				h.window = (uint32_t)strtoul(v, NULL, 10);
 			else if (!strcmp(kv, "order"))
 				h.order_key = (char *)v;
+			else if (!strcmp(kv, "principal"))
+				pr.name = (char *)v, h.principal = &pr;
+			else if (!strcmp(kv, "pns"))
+				pns[0] = (char *)v, pr.namespaces = pns, pr.n_namespaces = 1, h.principal = &pr;
+			else if (!strcmp(kv, "ro"))
+				pr.read_only = atoi(v), h.principal = &pr;
 		}
 		size_t n = berth__rpc__v1__request_header__get_packed_size(&h);
 		uint8_t *buf = bt_xmalloc(n);
