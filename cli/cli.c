@@ -59,33 +59,49 @@ int cli_dispatch(cli_ctx *ctx, const cli_cmd *table, const char *path, int argc,
 	return c->fn(ctx, argc, argv);
 }
 
-berth_client *cli_client(cli_ctx *ctx)
+static void to_public(berth_error *err, const bt_err *e)
 {
-	berth_error err;
+	err->code = e->code;
+	err->transport = 0;
+	snprintf(err->message, sizeof(err->message), "%s", e->msg);
+}
+
+berth_client *cli_client_new(cli_ctx *ctx, berth_error *err)
+{
 	berth_options o = { .address = ctx->address, .namespace_ = ctx->ns, .timeout_ms = ctx->timeout_ms };
 	char server[BT_KEY_LEN + 1], secret[BT_KEY_LEN + 1], public[BT_KEY_LEN + 1];
 	const char *skf = ctx->server_key_file ? ctx->server_key_file : getenv("BERTH_SERVER_KEY");
 	const char *kf = ctx->key_file ? ctx->key_file : getenv("BERTH_KEY");
 	bt_err e;
 
-	if (ctx->client)
-		return ctx->client;
 	if ((skf && *skf) || (kf && *kf)) {
 		if (!skf || !*skf || !kf || !*kf) {
-			cli_errorf(ctx, "CURVE needs both --server-key (the gateway's .pub) and --key (your .key)");
+			bt_err_set(&e, BT_INVALID_ARGUMENT,
+				   "CURVE needs both --server-key (the gateway's .pub) and --key (your .key)");
+			to_public(err, &e);
 			return NULL;
 		}
 		if (bt_key_read(skf, server, &e) < 0 || bt_key_read(kf, secret, &e) < 0 ||
 		    bt_key_public(secret, public, &e) < 0) {
-			cli_errorf(ctx, "%s", e.msg);
+			to_public(err, &e);
 			return NULL;
 		}
 		o.server_key = server;
 		o.public_key = public;
 		o.secret_key = secret;
 	}
-	ctx->client = berth_client_new(&o, &err);
+	berth_client *c = berth_client_new(&o, err);
 	explicit_bzero(secret, sizeof(secret));
+	return c;
+}
+
+berth_client *cli_client(cli_ctx *ctx)
+{
+	berth_error err;
+
+	if (ctx->client)
+		return ctx->client;
+	ctx->client = cli_client_new(ctx, &err);
 	if (!ctx->client)
 		cli_fail(ctx, &err);
 	return ctx->client;

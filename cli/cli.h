@@ -45,6 +45,8 @@ void cli_group_help(FILE *f, const char *prog, const char *path, const cli_cmd *
 
 /* The connected client, or NULL after printing why. */
 berth_client *cli_client(cli_ctx *ctx);
+/* A connection of one's own (for a thread) with the same address, namespace and keys. */
+berth_client *cli_client_new(cli_ctx *ctx, berth_error *err);
 void cli_close(cli_ctx *ctx);
 
 /* Prints "PROG: error: message" plus a hint for the code; returns CLI_EXIT_FAIL. */

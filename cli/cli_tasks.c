@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -101,12 +102,13 @@ typedef struct session {
 	int wait_rc;
 	berth_error wait_err;
 	bool stdin_eof;
+	atomic_bool exited; /* set by the waiter before it tells the main thread */
 } session;
 
+/* A connection of its own for a thread (with the CLI's address, namespace and keys). */
 static berth_client *own_client(cli_ctx *ctx, berth_error *err)
 {
-	berth_options o = { .address = ctx->address, .namespace_ = ctx->ns, .timeout_ms = ctx->timeout_ms };
-	return berth_client_new(&o, err);
+	return cli_client_new(ctx, err);
 }
 
 static void *waiter_main(void *arg)
@@ -124,6 +126,7 @@ static void *waiter_main(void *arg)
 		}
 		berth_client_free(&c);
 	}
+	atomic_store(&s->exited, true);
 	char x = 1;
 	if (write(s->done_pipe[1], &x, 1) < 0)
 		s->wait_rc = -1;
@@ -146,7 +149,9 @@ static void *stdin_main(void *arg)
 	berth_error err;
 	berth_client *c = own_client(s->ctx, &err);
 	if (c) {
-		if (berth_task_close_stdin(c, NULL, s->id, s->exec_id, &err) < 0)
+		/* once the process has exited there is no stdin left to close (and its
+		 * task may be going already): only an error before that is one */
+		if (berth_task_close_stdin(c, NULL, s->id, s->exec_id, &err) < 0 && !atomic_load(&s->exited))
 			fprintf(stderr, "%s: close stdin: %s\n", s->ctx->prog, err.message);
 		berth_client_free(&c);
 	}
