@@ -314,6 +314,7 @@ static void h_exec(bt_call *call, void *ctx)
 		goto fail;
 	}
 	json_decref(j);
+	j = NULL; /* fail: below would let it go a second time */
 	xr.exec_id = r->exec_id;
 	xr.spec.data = (uint8_t *)r->spec;
 	xr.spec.len = strlen(r->spec);
