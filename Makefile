@@ -44,9 +44,11 @@ PROTO_OBJ  := $(patsubst $(GEN)/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c -Iproto --c_out=$(GEN) $<
-# generated once, kept: make would otherwise delete them as intermediate files
-# after a build that reached them through the pattern rules only
-.SECONDARY: $(PROTO_C) $(PROTO_H)
+# Nothing built is ever deleted as an "intermediate" file: make would
+# otherwise remove generated protobuf files and test objects it reached only
+# through pattern rules, and the next make (`make install` after `make asan`)
+# would rebuild them without the flags they were built with.
+.SECONDARY:
 
 # --- objects ----------------------------------------------------------------
 $(OBJ)/gen/%.o: $(GEN)/%.c $(PROTO_H)
