@@ -139,6 +139,11 @@ running() {
 	run $B tasks resume s
 	assert_success
 	[ "$(freezer s)" = THAWED ]
+	# the execs' processes leave the cgroup once reaped: wait for that, not a moment
+	for _ in $(seq 1 50); do
+		$B tasks metrics s | grep -qE "^PIDS_CURRENT +1$" && break
+		sleep 0.1
+	done
 	run $B tasks metrics s
 	assert_success
 	assert_line --regexp "^PIDS_CURRENT +1$"
