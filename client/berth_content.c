@@ -754,3 +754,33 @@ void berth_reader_free(berth_reader **rp)
 	free(r);
 	*rp = NULL;
 }
+
+typedef struct doc_sink {
+	bt_buf *b;
+	size_t max;
+} doc_sink;
+
+static int doc_collect(void *arg, const void *data, size_t len)
+{
+	doc_sink *d = arg;
+	if (d->b->len + len > d->max)
+		return -1;
+	bt_buf_append(d->b, data, len);
+	return 0;
+}
+
+int berth_read_doc(berth_client *c, const char *ns, const char *what, const char *digest, size_t max, bt_buf *out,
+		   bt_err *e)
+{
+	doc_sink d = { .b = out, .max = max };
+	berth_error err;
+
+	if (berth_content_read(c, ns, digest, 0, 0, doc_collect, &d, &err) == 0)
+		return 0;
+	bt_buf_free(out);
+	if (err.code == BERTH_NOT_FOUND)
+		return bt_err_set(e, BT_NOT_FOUND, "%s %s is not stored (pull the image again)", what, digest);
+	if (err.code == BERTH_CANCELLED)
+		return bt_err_set(e, BT_RESOURCE_EXHAUSTED, "%s %s is larger than %zu bytes", what, digest, max);
+	return bt_err_set(e, err.code, "%s %s: %s", what, digest, err.message);
+}

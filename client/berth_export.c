@@ -51,29 +51,10 @@ static void add_blob(exporter *x, const char *digest, int64_t size)
 	x->n_blobs++;
 }
 
-static int collect(void *arg, const void *data, size_t len)
-{
-	bt_buf *b = arg;
-	if (b->len + len > OCI_MAX_MANIFEST)
-		return -1;
-	bt_buf_append(b, data, len);
-	return 0;
-}
-
 /* Reads a small document (index or manifest) from the content store. */
 static int read_doc(exporter *x, const char *digest, bt_buf *out)
 {
-	berth_error err;
-
-	if (berth_content_read(x->c, x->ns, digest, 0, 0, collect, out, &err) < 0) {
-		if (err.code == BERTH_NOT_FOUND)
-			return bt_err_set(&x->err, BT_NOT_FOUND, "blob %s is not stored (pull the image again)", digest);
-		if (err.code == BERTH_CANCELLED)
-			return bt_err_set(&x->err, BT_RESOURCE_EXHAUSTED, "document %s is larger than %d bytes", digest,
-					  OCI_MAX_MANIFEST);
-		return bt_err_set(&x->err, err.code, "%s", err.message);
-	}
-	return 0;
+	return berth_read_doc(x->c, x->ns, "blob", digest, OCI_MAX_MANIFEST, out, &x->err);
 }
 
 /* Adds a manifest and the blobs it names; records config and layers for manifest.json. */

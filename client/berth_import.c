@@ -408,29 +408,6 @@ static int add_name(importer *x, const char *name, const bt_oci_desc *target)
 	return 0;
 }
 
-static int read_stored(importer *x, const char *digest, bt_buf *b)
-{
-	berth_error err;
-	berth_reader *r = berth_content_reader(x->c, x->ns, digest, 0, &err);
-	char buf[65536];
-	int64_t n;
-
-	if (!r)
-		return bt_err_set(&x->err, err.code, "import: %s: %s", digest, err.message);
-	while ((n = berth_reader_read(r, buf, sizeof(buf), &err)) > 0) {
-		if (b->len + (size_t)n > OCI_MAX_MANIFEST) {
-			berth_reader_free(&r);
-			return bt_err_set(&x->err, BT_RESOURCE_EXHAUSTED, "import: %s is larger than %d bytes", digest,
-					  OCI_MAX_MANIFEST);
-		}
-		bt_buf_append(b, buf, (size_t)n);
-	}
-	berth_reader_free(&r);
-	if (n < 0)
-		return bt_err_set(&x->err, err.code, "import: %s: %s", digest, err.message);
-	return 0;
-}
-
 /* The config digest of a stored manifest, "" when it is not a manifest. */
 static int manifest_config(importer *x, const bt_oci_desc *d, char out[72])
 {
@@ -440,7 +417,7 @@ static int manifest_config(importer *x, const bt_oci_desc *d, char out[72])
 	out[0] = 0;
 	if (!bt_oci_is_manifest(d->media_type))
 		return 0;
-	if (read_stored(x, d->digest, &b) < 0)
+	if (berth_read_doc(x->c, x->ns, "import: manifest", d->digest, OCI_MAX_MANIFEST, &b, &x->err) < 0)
 		return -1;
 	if (bt_oci_parse_manifest(b.data, b.len, &m, &x->err) < 0) {
 		bt_buf_free(&b);

@@ -25,15 +25,6 @@ typedef struct walker {
 	bt_err fail; /* the content store could not be asked: the report would be false */
 } walker;
 
-static int collect(void *arg, const void *data, size_t len)
-{
-	bt_buf *b = arg;
-	if (b->len + len > OCI_MAX_MANIFEST)
-		return -1;
-	bt_buf_append(b, data, len);
-	return 0;
-}
-
 /* Counts a blob: present or missing. */
 static bool count_blob(walker *w, const char *digest, int64_t size)
 {
@@ -54,11 +45,11 @@ static bool count_blob(walker *w, const char *digest, int64_t size)
 	return false;
 }
 
-/* Reads a stored document; false when it is not stored. */
+/* Reads a stored document; false when it is not stored (or unreadable). */
 static bool read_doc(walker *w, const char *digest, bt_buf *b)
 {
-	berth_error err;
-	return berth_content_read(w->c, w->ns, digest, 0, 0, collect, b, &err) == 0;
+	bt_err e;
+	return berth_read_doc(w->c, w->ns, "document", digest, OCI_MAX_CONFIG, b, &e) == 0;
 }
 
 static void add_platform(walker *w, const bt_oci_platform *p)

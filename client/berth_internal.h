@@ -9,6 +9,7 @@
 #include "bt_client.h"
 #include "bt_err.h"
 #include "bt_labels.h"
+#include "bt_util.h"
 
 struct berth_client {
 	bt_conn *conn;
@@ -29,6 +30,12 @@ bt_callspec berth_spec(const berth_client *c, const char *service, const char *m
 int berth_stream_each(berth_client *c, bt_callspec *cs, const ProtobufCMessage *req,
 		      const ProtobufCMessageDescriptor *d, void (*each)(const void *msg, void *arg), void *arg,
 		      bt_err *e);
+
+/* Reads a stored document (index, manifest, config) whole, within max bytes.
+ * Errors name it as "<what> <digest>": NOT_FOUND "… is not stored (pull the
+ * image again)", RESOURCE_EXHAUSTED "… is larger than <max> bytes". */
+int berth_read_doc(berth_client *c, const char *ns, const char *what, const char *digest, size_t max, bt_buf *out,
+		   bt_err *e);
 
 /* labels: public array <-> bt_labels */
 void berth_labels_from_public(const berth_label *l, size_t n, bt_labels *out);

@@ -972,29 +972,10 @@ fail:
 
 /* --- libberth entry points ------------------------------------------------------------ */
 
-static int collect(void *arg, const void *data, size_t len)
-{
-	bt_buf *b = arg;
-	if (b->len + len > OCI_MAX_CONFIG)
-		return -1;
-	bt_buf_append(b, data, len);
-	return 0;
-}
-
 /* Reads a stored document of at most OCI_MAX_CONFIG bytes. */
 static int read_doc(berth_client *c, const char *ns, const char *what, const char *digest, bt_buf *out, bt_err *e)
 {
-	berth_error err;
-
-	if (berth_content_read(c, ns, digest, 0, 0, collect, out, &err) == 0)
-		return 0;
-	bt_buf_free(out);
-	if (err.code == BERTH_NOT_FOUND)
-		return bt_err_set(e, BT_NOT_FOUND, "%s %s is not stored (pull the image again)", what, digest);
-	if (err.code == BERTH_CANCELLED)
-		return bt_err_set(e, BT_RESOURCE_EXHAUSTED, "%s %s is larger than %d bytes", what, digest,
-				  OCI_MAX_CONFIG);
-	return bt_err_set(e, err.code, "%s %s: %s", what, digest, err.message);
+	return berth_read_doc(c, ns, what, digest, OCI_MAX_CONFIG, out, e);
 }
 
 int berth_image_config(berth_client *c, const char *ns, const char *image, const char *platform,
