@@ -414,39 +414,27 @@ static void h_update(bt_call *call, void *ctx)
 /* Asks every backend what it holds in ns; fills remains ("images: 1 image") or fails when one cannot answer. */
 static int usage(gw_ns *g, const char *ns, char ***remains, bt_err *e)
 {
-	size_t n = g->n_backends;
-	bt_conn **c = bt_xcalloc(n ? n : 1, sizeof(*c));
-	uint64_t *id = bt_xcalloc(n ? n : 1, sizeof(*id));
-	bt_err *errs = bt_xcalloc(n ? n : 1, sizeof(*errs));
-	bool *sent = bt_xcalloc(n ? n : 1, sizeof(*sent));
-	bt_conn_opts o = { .timeout_ms = USAGE_TIMEOUT_MS, .connect_timeout_ms = USAGE_CONNECT_MS };
-	bt_callspec cs = { .service = "system", .method = "NamespaceUsage", .ns = ns, .timeout_ms = USAGE_TIMEOUT_MS };
+	bt_callspec cs = { .service = "system", .method = "NamespaceUsage", .ns = ns };
 	Berth__System__V1__NamespaceUsageRequest req = BERTH__SYSTEM__V1__NAMESPACE_USAGE_REQUEST__INIT;
+	gw_answer *a = gw_ask_all(g->backends, g->n_backends, &cs, &req.base,
+				  &berth__system__v1__namespace_usage_response__descriptor, USAGE_TIMEOUT_MS,
+				  USAGE_CONNECT_MS);
 	int rc = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		c[i] = bt_conn_new(g->backends[i].address, &o, &errs[i]);
-		sent[i] = c[i] && bt_conn_send(c[i], &cs, &req.base, &id[i], &errs[i]) == 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		Berth__System__V1__NamespaceUsageResponse *r = NULL;
-		if (sent[i] && bt_conn_collect(c[i], id[i], &berth__system__v1__namespace_usage_response__descriptor,
-					       (void **)&r, &errs[i]) == 0) {
-			for (size_t k = 0; k < r->n_holds; k++) {
-				_cleanup_free_ char *line = bt_xasprintf("%s: %s", g->backends[i].service, r->holds[k]);
-				bt_strv_push(remains, line);
-			}
-			protobuf_c_message_free_unpacked(&r->base, NULL);
-		} else if (rc == 0) {
-			rc = bt_err_set(e, BT_UNAVAILABLE, "cannot tell whether namespace \"%s\" is empty: %s: %s", ns,
-					g->backends[i].service, errs[i].msg);
+	for (size_t i = 0; i < g->n_backends; i++) {
+		const Berth__System__V1__NamespaceUsageResponse *r = a[i].resp;
+		if (!r) {
+			if (rc == 0)
+				rc = bt_err_set(e, BT_UNAVAILABLE, "cannot tell whether namespace \"%s\" is empty: %s: %s",
+						ns, g->backends[i].service, a[i].err.msg);
+			continue;
 		}
-		bt_conn_free(&c[i]);
+		for (size_t k = 0; k < r->n_holds; k++) {
+			_cleanup_free_ char *line = bt_xasprintf("%s: %s", g->backends[i].service, r->holds[k]);
+			bt_strv_push(remains, line);
+		}
 	}
-	free(c);
-	free(id);
-	free(errs);
-	free(sent);
+	gw_answers_free(a, g->n_backends);
 	return rc;
 }
 

@@ -21,15 +21,42 @@ static void h_health(bt_call *call, void *ctx)
 	bt_server_health(call, sys->srv);
 }
 
-typedef struct probe {
-	bt_conn *c;
-	uint64_t id;
-	int64_t started;
-	bool sent;
-	bt_err err;
-	Berth__System__V1__HealthResponse *resp;
-	int64_t latency_us;
-} probe;
+gw_answer *gw_ask_all(const gw_backend_ref *b, size_t n, const bt_callspec *cs, const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *rd, int64_t timeout_ms, int64_t connect_ms)
+{
+	gw_answer *a = bt_xcalloc(n ? n : 1, sizeof(*a));
+	bt_conn **c = bt_xcalloc(n ? n : 1, sizeof(*c));
+	uint64_t *id = bt_xcalloc(n ? n : 1, sizeof(*id));
+	int64_t *started = bt_xcalloc(n ? n : 1, sizeof(*started));
+	bool *sent = bt_xcalloc(n ? n : 1, sizeof(*sent));
+	bt_conn_opts o = { .timeout_ms = timeout_ms, .connect_timeout_ms = connect_ms };
+	bt_callspec spec = *cs;
+
+	spec.timeout_ms = timeout_ms;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = bt_conn_new(b[i].address, &o, &a[i].err);
+		started[i] = bt_mono_ns();
+		sent[i] = c[i] && bt_conn_send(c[i], &spec, req, &id[i], &a[i].err) == 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sent[i] && bt_conn_collect(c[i], id[i], rd, &a[i].resp, &a[i].err) == 0)
+			a[i].latency_us = (bt_mono_ns() - started[i]) / 1000;
+		bt_conn_free(&c[i]);
+	}
+	free(c);
+	free(id);
+	free(started);
+	free(sent);
+	return a;
+}
+
+void gw_answers_free(gw_answer *a, size_t n)
+{
+	for (size_t i = 0; a && i < n; i++)
+		if (a[i].resp)
+			protobuf_c_message_free_unpacked(a[i].resp, NULL);
+	free(a);
+}
 
 static void h_version(bt_call *call, void *ctx)
 {
@@ -37,33 +64,22 @@ static void h_version(bt_call *call, void *ctx)
 	Berth__System__V1__VersionResponse resp = BERTH__SYSTEM__V1__VERSION_RESPONSE__INIT;
 	Berth__System__V1__HealthResponse gw = BERTH__SYSTEM__V1__HEALTH_RESPONSE__INIT;
 	size_t n = sys->n_backends;
-	probe *pr = bt_xcalloc(n, sizeof(*pr));
-	Berth__System__V1__BackendStatus *st = bt_xcalloc(n, sizeof(*st));
-	Berth__System__V1__BackendStatus **stp = bt_xcalloc(n, sizeof(*stp));
-	bt_conn_opts o = { .timeout_ms = PROBE_TIMEOUT_MS, .connect_timeout_ms = PROBE_TIMEOUT_MS };
-	bt_callspec cs = { .service = "system", .method = "Health", .timeout_ms = PROBE_TIMEOUT_MS };
+	Berth__System__V1__BackendStatus *st = bt_xcalloc(n ? n : 1, sizeof(*st));
+	Berth__System__V1__BackendStatus **stp = bt_xcalloc(n ? n : 1, sizeof(*stp));
+	bt_callspec cs = { .service = "system", .method = "Health" };
 	Berth__System__V1__HealthRequest req = BERTH__SYSTEM__V1__HEALTH_REQUEST__INIT;
 	char *services[] = { (char *)"system" };
+	gw_answer *a = gw_ask_all(sys->backends, n, &cs, &req.base, &berth__system__v1__health_response__descriptor,
+				  PROBE_TIMEOUT_MS, PROBE_TIMEOUT_MS);
 
-	/* Send all probes first, then collect: they run side by side. */
 	for (size_t i = 0; i < n; i++) {
-		pr[i].c = bt_conn_new(sys->backends[i].address, &o, &pr[i].err);
-		pr[i].started = bt_mono_ns();
-		if (pr[i].c && bt_conn_send(pr[i].c, &cs, &req.base, &pr[i].id, &pr[i].err) == 0)
-			pr[i].sent = true;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (pr[i].sent &&
-		    bt_conn_collect(pr[i].c, pr[i].id, &berth__system__v1__health_response__descriptor,
-				    (void **)&pr[i].resp, &pr[i].err) == 0)
-			pr[i].latency_us = (bt_mono_ns() - pr[i].started) / 1000;
 		berth__system__v1__backend_status__init(&st[i]);
 		st[i].service = (char *)sys->backends[i].service;
 		st[i].address = (char *)sys->backends[i].address;
-		st[i].healthy = pr[i].resp != NULL;
-		st[i].health = pr[i].resp;
-		st[i].latency_us = pr[i].latency_us;
-		st[i].error = pr[i].resp ? (char *)"" : pr[i].err.msg;
+		st[i].healthy = a[i].resp != NULL;
+		st[i].health = a[i].resp;
+		st[i].latency_us = a[i].latency_us;
+		st[i].error = a[i].resp ? (char *)"" : a[i].err.msg;
 		stp[i] = &st[i];
 	}
 	gw.daemon = (char *)"berth-gatewayd";
@@ -76,12 +92,7 @@ static void h_version(bt_call *call, void *ctx)
 	resp.n_backends = n;
 	resp.backends = stp;
 	bt_call_reply(call, &resp.base);
-	for (size_t i = 0; i < n; i++) {
-		if (pr[i].resp)
-			protobuf_c_message_free_unpacked(&pr[i].resp->base, NULL);
-		bt_conn_free(&pr[i].c);
-	}
-	free(pr);
+	gw_answers_free(a, n);
 	free(st);
 	free(stp);
 }
