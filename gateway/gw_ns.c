@@ -88,15 +88,15 @@ void gw_ns_free(gw_ns **gp)
 	*gp = NULL;
 }
 
-/* Methods that never bring a namespace into being (reads, removals, waits). */
+/* Methods that never bring a namespace into being: those that only read,
+ * and those that take something away. */
 static bool creates(const char *method)
 {
-	static const char *const passive[] = { "Get",	    "List",  "Info",	"Read",	  "Status", "ListStatuses",
-					       "Stat",	    "Mounts", "Usage",	"Wait",	  "Metrics", "ListPids",
-					       "Delete",    "Remove", "Abort",	"Cleanup", "Kill",  "Subscribe",
-					       "NamespaceUsage" };
-	for (size_t i = 0; i < BT_ARRAY_LEN(passive); i++)
-		if (!strcmp(method, passive[i]))
+	static const char *const removals[] = { "Delete", "Remove", "Abort", "Cleanup", "Kill" };
+	if (gw_method_reads(method))
+		return false;
+	for (size_t i = 0; i < BT_ARRAY_LEN(removals); i++)
+		if (!strcmp(method, removals[i]))
 			return false;
 	return true;
 }
