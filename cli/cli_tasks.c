@@ -105,16 +105,10 @@ typedef struct session {
 	atomic_bool exited; /* set by the waiter before it tells the main thread */
 } session;
 
-/* A connection of its own for a thread (with the CLI's address, namespace and keys). */
-static berth_client *own_client(cli_ctx *ctx, berth_error *err)
-{
-	return cli_client_new(ctx, err);
-}
-
 static void *waiter_main(void *arg)
 {
 	session *s = arg;
-	berth_client *c = own_client(s->ctx, &s->wait_err);
+	berth_client *c = cli_client_new(s->ctx, &s->wait_err);
 	s->wait_rc = -1;
 	if (c) {
 		/* a restart of the services in between is not the task's exit */
@@ -147,7 +141,7 @@ static void *stdin_main(void *arg)
 			return NULL;
 	}
 	berth_error err;
-	berth_client *c = own_client(s->ctx, &err);
+	berth_client *c = cli_client_new(s->ctx, &err);
 	if (c) {
 		/* once the process has exited there is no stdin left to close (and its
 		 * task may be going already): only an error before that is one */
