@@ -114,7 +114,7 @@ remote() {
 	run remote mallory -n team-a content ls
 	assert_failure
 	refute_output --partial "sha256:"
-	grep -q "refused a connection with unknown key $(cat "$SUITE_DIR/mallory.pub")" "$BERTH_RUN/dev/berth-gatewayd.log"
+	grep -qF "refused a connection with unknown key $(cat "$SUITE_DIR/mallory.pub")" "$BERTH_RUN/dev/berth-gatewayd.log"
 	run berth -a "$TCP" --server-key "$SUITE_DIR/mallory.pub" --key "$SUITE_DIR/alice.key" --timeout 3s -n team-a content ls
 	assert_failure
 }
