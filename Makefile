@@ -196,16 +196,21 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIBBERTH_A) $(LIBCOMMON)
 
 tests-build: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
-test: all
+test: all image
 	BUILD=$(BUILD) tests/run.sh
 
 # Sanitizer tier: a separate tree, same tests.
 asan:
-	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" CFLAGS="-O1 -g" all
+	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" CFLAGS="-O1 -g" all image
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh
 
+# The demo's image, made from busybox-static.
+image: $(BUILD)/images/busybox.tar
+$(BUILD)/images/busybox.tar: deploy/dev/busybox-image.sh tests/images/fixtures.sh
+	deploy/dev/busybox-image.sh $@
+
 # The README's main job.
-demo: all
+demo: all image
 	BUILD=$(BUILD) deploy/dev/demo.sh
 
 bench: all
@@ -253,6 +258,6 @@ deps:
 clean:
 	rm -rf build build-asan
 
-.PHONY: all deps test asan bench fuzz install clean tests-build demo
+.PHONY: all deps test asan bench fuzz install clean tests-build demo image
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

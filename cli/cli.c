@@ -203,10 +203,11 @@ int cli_parse(cli_ctx *ctx, const char *path, const char *usage, const char *sum
 			for (size_t k = 0; k < n; k++)
 				if (opts[k].short_name == c)
 					i = (int)k;
-		if (i < 0 || on(arg, i, optarg) < 0) {
+		int r = i < 0 ? -1 : on(arg, i, optarg);
+		if (r < 0) {
 			free(lo);
 			bt_buf_free(&shorts);
-			if (i >= 0)
+			if (i >= 0 && r != -2)
 				cli_usage_error(ctx, path, "invalid value for --%s: \"%s\"", opts[i].name,
 						optarg ? optarg : "");
 			return -1;

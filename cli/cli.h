@@ -62,7 +62,8 @@ typedef struct cli_opt {
 	const char *arg;   /* NULL for a flag, else the argument's name for help */
 	const char *help;
 } cli_opt;
-/* Parses argv; calls on(opt_index, value) per option; returns the index of the
+/* Parses argv; calls on(opt_index, value) per option (which returns 0, -1 for
+ * a bad value, or -2 for one it reported itself); returns the index of the
  * first positional argument, or -1 after printing an error (-2 after --help). */
 int cli_parse(cli_ctx *ctx, const char *path, const char *usage, const char *summary, const cli_opt *opts,
 	      int argc, char **argv, int (*on)(void *arg, int idx, const char *val), void *arg);
@@ -136,6 +137,59 @@ void cli_progress_free(cli_progress **p);
 /* The snapshots group: parses its --snapshotter, then runs the verb. */
 int cli_snapshots(cli_ctx *ctx, int argc, char **argv);
 int cli_version(cli_ctx *ctx, int argc, char **argv);
+int cli_run(cli_ctx *ctx, int argc, char **argv);
 int cli_health(cli_ctx *ctx, int argc, char **argv);
+
+/* --- a task's stdio (cli_tasks.c) -------------------------------------------------- */
+/* FIFOs in a private temporary directory, as ctr's cio makes them: the shim
+ * opens them by path; the CLI holds its ends. */
+typedef struct cli_cio {
+	char dir[64];
+	char in[96], out[96], err[96];
+	int fd_in, fd_out, fd_err;
+	bool terminal, keep; /* keep: leave the FIFOs for a later attach */
+} cli_cio;
+/* The FIFOs (stdin only with with_stdin), the CLI's ends open; -1 with errno. */
+int cli_cio_new(cli_cio *io, bool terminal, bool with_stdin, bool keep);
+/* No stdio at all (the process's goes to /dev/null). */
+void cli_cio_none(cli_cio *io, bool terminal);
+berth_stdio cli_cio_stdio(const cli_cio *io);
+void cli_cio_close(cli_cio *io);
+/* Copies stdio of the started process (task id, or its exec) until it exits:
+ * a terminal goes raw and follows SIGWINCH; without one, INT, TERM, HUP and
+ * QUIT are passed on.  Returns the exit status, or -1 after printing why. */
+int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *exec_id, cli_cio *io,
+		    bool with_stdin);
+
+/* --- container specs (cli_oci.c) --------------------------------------------------- */
+/* What the spec options (cli_spec_opts) gather. */
+typedef struct cli_spec_args {
+	berth_spec_opts o;
+	char **env, **mounts, **annotations;
+	berth_label *ann;
+	const char *snapshotter;
+} cli_spec_args;
+/* The options of `berth oci spec`; the first cli_spec_common_opts of them are
+ * `berth run`'s too (the rest, --rootfs and --id, only inspection's). */
+extern const cli_opt cli_spec_opts[];
+extern const size_t cli_spec_common_opts;
+/* Handles option idx of cli_spec_opts; -1 for a bad value. */
+int cli_spec_opt(cli_spec_args *a, int idx, const char *val);
+/* Points a->o at what the options gathered, with args replacing the image's Cmd. */
+void cli_spec_args_finish(cli_spec_args *a, char **args, int n_args);
+void cli_spec_args_clear(cli_spec_args *a);
+
+/* A root file system mounted in a temporary directory for the moment of a
+ * lookup (user names in its /etc/passwd). */
+typedef struct cli_rootfs {
+	char *dir;
+	bool mounted;
+	char view[64];           /* a view made for it, removed with it ("": none) */
+	const char *snapshotter; /* … and its snapshotter */
+} cli_rootfs;
+/* Mounts mounts onto a new temporary directory (root only). */
+int cli_rootfs_mount(const berth_mount *mounts, size_t n, cli_rootfs *r, berth_error *err);
+/* Unmounts, removes the directory (and the view); warns of what stays. */
+void cli_rootfs_drop(berth_client *c, cli_rootfs *r);
 
 #endif

@@ -39,7 +39,7 @@ static int create_opt(void *arg, int idx, const char *val)
 	case 4:
 		a->labels = bt_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
 		if (cli_parse_label(val, &a->labels[a->n_labels]) < 0)
-			return cli_usage_error(a->ctx, "containers create", "--label %s: expected KEY=VALUE", val), -1;
+			return cli_usage_error(a->ctx, "containers create", "--label %s: expected KEY=VALUE", val), -2;
 		a->n_labels++;
 		break;
 	case 5: a->spec = val; break;

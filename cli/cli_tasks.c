@@ -30,14 +30,7 @@
 
 /* --- stdio ----------------------------------------------------------------------- */
 
-typedef struct cio {
-	char dir[64];
-	char in[96], out[96], err[96];
-	int fd_in, fd_out, fd_err;
-	bool terminal, keep;
-} cio;
-
-static void cio_close(cio *io)
+void cli_cio_close(cli_cio *io)
 {
 	int *fds[] = { &io->fd_in, &io->fd_out, &io->fd_err };
 	for (int i = 0; i < 3; i++)
@@ -55,7 +48,7 @@ static void cio_close(cio *io)
 
 /* FIFOs in a new private directory; the CLI's ends are opened at once so
  * that neither side waits for the other. */
-static int cio_new(cio *io, bool terminal, bool with_stdin, bool keep)
+int cli_cio_new(cli_cio *io, bool terminal, bool with_stdin, bool keep)
 {
 	memset(io, 0, sizeof(*io));
 	io->fd_in = io->fd_out = io->fd_err = -1;
@@ -81,12 +74,19 @@ static int cio_new(cio *io, bool terminal, bool with_stdin, bool keep)
 fail:;
 	int saved = errno;
 	io->keep = false;
-	cio_close(io);
+	cli_cio_close(io);
 	errno = saved;
 	return -1;
 }
 
-static berth_stdio cio_stdio(const cio *io)
+void cli_cio_none(cli_cio *io, bool terminal)
+{
+	memset(io, 0, sizeof(*io));
+	io->fd_in = io->fd_out = io->fd_err = -1;
+	io->terminal = terminal;
+}
+
+berth_stdio cli_cio_stdio(const cli_cio *io)
 {
 	berth_stdio s = { .in = io->in, .out = io->out, .err = io->err, .terminal = io->terminal };
 	return s;
@@ -96,7 +96,7 @@ static berth_stdio cio_stdio(const cio *io)
 typedef struct session {
 	cli_ctx *ctx;
 	const char *id, *exec_id;
-	cio *io;
+	cli_cio *io;
 	int done_pipe[2]; /* the waiter writes when the process exited */
 	uint32_t exit_status;
 	int wait_rc;
@@ -200,7 +200,7 @@ static void send_size(berth_client *c, const session *s)
  * HUP, QUIT) are passed to the process unless it has a terminal.
  * Returns the exit status, or -1 after printing why.
  */
-static int session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *exec_id, cio *io, bool with_stdin)
+int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *exec_id, cli_cio *io, bool with_stdin)
 {
 	session s = { .ctx = ctx, .id = id, .exec_id = exec_id, .io = io };
 	struct termios saved;
@@ -306,7 +306,7 @@ static int tasks_start(cli_ctx *ctx, int argc, char **argv)
 {
 	run_args a = { .ctx = ctx };
 	berth_error err;
-	cio io;
+	cli_cio io;
 	uint32_t pid;
 	int first = cli_parse(ctx, "tasks start", "[OPTIONS] ID",
 			      "Create and start the task of container ID; without -d, wait for it, pass stdio and exit "
@@ -320,35 +320,33 @@ static int tasks_start(cli_ctx *ctx, int argc, char **argv)
 	berth_client *c = cli_client(ctx);
 	if (!c)
 		return CLI_EXIT_FAIL;
-	if (a.null_io) {
-		memset(&io, 0, sizeof(io));
-		io.fd_in = io.fd_out = io.fd_err = -1;
-		io.terminal = a.tty;
-	} else if (cio_new(&io, a.tty, !a.detach, a.detach) < 0) {
+	if (a.null_io)
+		cli_cio_none(&io, a.tty);
+	else if (cli_cio_new(&io, a.tty, !a.detach, a.detach) < 0) {
 		return cli_errorf(ctx, "stdio FIFOs: %s", strerror(errno));
 	}
-	berth_stdio st = cio_stdio(&io);
+	berth_stdio st = cli_cio_stdio(&io);
 	if (berth_task_create(c, NULL, id, &st, &pid, &err) < 0) {
 		io.keep = false;
-		cio_close(&io);
+		cli_cio_close(&io);
 		return cli_fail(ctx, &err);
 	}
 	if (berth_task_start(c, NULL, id, NULL, &pid, &err) < 0) {
 		int rc = cli_fail(ctx, &err);
 		berth_task_delete(c, NULL, id, NULL, NULL, NULL, &err);
 		io.keep = false;
-		cio_close(&io);
+		cli_cio_close(&io);
 		return rc;
 	}
 	if (a.detach) {
-		cio_close(&io);
+		cli_cio_close(&io);
 		printf("%u\n", pid);
 		return 0;
 	}
-	int status = session_run(ctx, c, id, NULL, &io, true);
+	int status = cli_session_run(ctx, c, id, NULL, &io, true);
 	if (berth_task_delete(c, NULL, id, NULL, NULL, NULL, &err) < 0)
 		cli_fail(ctx, &err);
-	cio_close(&io);
+	cli_cio_close(&io);
 	return status < 0 ? CLI_EXIT_FAIL : status;
 }
 
@@ -406,7 +404,7 @@ static int tasks_exec(cli_ctx *ctx, int argc, char **argv)
 	exec_args a = { 0 };
 	berth_error err;
 	berth_container ctr;
-	cio io;
+	cli_cio io;
 	int first = cli_parse(ctx, "tasks exec", "--exec-id ID [OPTIONS] CONTAINER CMD [ARG...]",
 			      "Run another process in a running task; exit with its code.", exec_opts, argc, argv,
 			      exec_opt, &a);
@@ -424,32 +422,32 @@ static int tasks_exec(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(ctx, &err);
 	_cleanup_free_ char *proc = exec_process(&ctr, argv + first + 1, argc - first - 1, a.tty, a.cwd);
 	berth_container_clear(&ctr);
-	if (cio_new(&io, a.tty, !a.detach, false) < 0)
+	if (cli_cio_new(&io, a.tty, !a.detach, false) < 0)
 		return cli_errorf(ctx, "stdio FIFOs: %s", strerror(errno));
-	berth_stdio st = cio_stdio(&io);
+	berth_stdio st = cli_cio_stdio(&io);
 	if (a.detach) {
 		st.in = st.out = st.err = "";
 	}
 	if (berth_task_exec(c, NULL, id, a.exec_id, proc, &st, &err) < 0) {
-		cio_close(&io);
+		cli_cio_close(&io);
 		return cli_fail(ctx, &err);
 	}
 	uint32_t pid;
 	if (berth_task_start(c, NULL, id, a.exec_id, &pid, &err) < 0) {
 		int rc = cli_fail(ctx, &err);
 		berth_task_delete(c, NULL, id, a.exec_id, NULL, NULL, &err);
-		cio_close(&io);
+		cli_cio_close(&io);
 		return rc;
 	}
 	if (a.detach) {
-		cio_close(&io);
+		cli_cio_close(&io);
 		printf("%u\n", pid);
 		return 0;
 	}
-	int status = session_run(ctx, c, id, a.exec_id, &io, true);
+	int status = cli_session_run(ctx, c, id, a.exec_id, &io, true);
 	if (berth_task_delete(c, NULL, id, a.exec_id, NULL, NULL, &err) < 0 && status >= 0)
 		cli_fail(ctx, &err);
-	cio_close(&io);
+	cli_cio_close(&io);
 	return status < 0 ? CLI_EXIT_FAIL : status;
 }
 
@@ -470,7 +468,7 @@ static int tasks_attach(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	if (berth_task_get(c, NULL, argv[first], NULL, &p, &err) < 0)
 		return cli_fail(ctx, &err);
-	cio io = { .fd_in = -1, .fd_out = -1, .fd_err = -1, .terminal = p.terminal, .keep = true };
+	cli_cio io = { .fd_in = -1, .fd_out = -1, .fd_err = -1, .terminal = p.terminal, .keep = true };
 	if (*p.out && (io.fd_out = open(p.out, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
 		fprintf(stderr, "%s: stdout %s: %s\n", ctx->prog, p.out, strerror(errno));
 	if (*p.err && (io.fd_err = open(p.err, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
@@ -478,8 +476,8 @@ static int tasks_attach(cli_ctx *ctx, int argc, char **argv)
 	if (*p.in && (io.fd_in = open(p.in, O_RDWR | O_CLOEXEC)) < 0)
 		fprintf(stderr, "%s: stdin %s: %s\n", ctx->prog, p.in, strerror(errno));
 	berth_process_clear(&p);
-	int status = session_run(ctx, c, argv[first], NULL, &io, io.fd_in >= 0);
-	cio_close(&io);
+	int status = cli_session_run(ctx, c, argv[first], NULL, &io, io.fd_in >= 0);
+	cli_cio_close(&io);
 	return status < 0 ? CLI_EXIT_FAIL : status;
 }
 
@@ -608,7 +606,7 @@ static int kill_opt(void *arg, int idx, const char *val)
 {
 	kill_args *a = arg;
 	if (idx == 0 && (a->sig = parse_signal(val)) < 0)
-		return cli_usage_error(a->ctx, "tasks kill", "--signal %s: not a signal", val), -1;
+		return cli_usage_error(a->ctx, "tasks kill", "--signal %s: not a signal", val), -2;
 	if (idx == 1)
 		a->all = true;
 	if (idx == 2)

@@ -26,6 +26,8 @@ static const cli_cmd top[] = {
 	{ "namespaces", NULL, NULL, "Manage namespaces (create, ls, rm, label)", cli_namespaces_cmds,
 	  { "namespace", "ns" } },
 	{ "oci", NULL, NULL, "OCI runtime specs (spec)", cli_oci_cmds, { 0 } },
+	{ "run", cli_run, "[OPTIONS] IMAGE ID [CMD [ARG...]]", "Run a container of a stored image (as ctr run)", NULL,
+	  { 0 } },
 	{ "containers", NULL, NULL, "Manage containers (create, ls, info, rm, label)", cli_containers_cmds,
 	  { "container", "c" } },
 	{ "tasks", NULL, NULL, "Run and manage tasks (start, ls, kill, exec, ps, pause, resume, metrics, rm, attach, wait)",
