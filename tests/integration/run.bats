@@ -98,8 +98,16 @@ assert_nothing_left() {
 	assert_failure 3
 	assert_line out
 	assert_line err
-	run $B run --rm example.org/run/base:v1 c9 sh -c 'kill -9 $$'
-	assert_failure 137
+	# (PID 1 of a namespace cannot SIGKILL itself: the kill comes from outside)
+	$B run --rm example.org/run/base:v1 c9 sleep 300 >"$BATS_TEST_TMPDIR/c9" 2>&1 &
+	local cli=$! i st=0
+	for i in $(seq 100); do
+		$B tasks ls 2>/dev/null | grep -Eq "^c9 +[0-9]+ +RUNNING" && break
+		sleep 0.1
+	done
+	$B tasks kill -s SIGKILL c9
+	wait "$cli" || st=$?
+	[ "$st" -eq 137 ]
 	assert_nothing_left
 }
 
@@ -133,7 +141,7 @@ assert_nothing_left() {
 	run $B run --rm -u 4294967295 example.org/run/base:v1 u4 id
 	assert_failure 1
 	assert_output --partial "above the largest id"
-	run $B run --rm -u=-1 example.org/run/base:v1 u5 id
+	run $B run --rm --user=-1 example.org/run/base:v1 u5 id
 	assert_failure 1
 	assert_output --partial "negative"
 	run $B run --rm -u nosuch example.org/run/base:v1 u6 id
