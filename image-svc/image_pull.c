@@ -28,6 +28,7 @@
 #include "bt_oci.h"
 #include "bt_pbmap.h"
 #include "bt_util.h"
+#include "image_gc.h"
 #include "image_pipe.h"
 #include "image_ref.h"
 #include "image_registry.h"
@@ -758,6 +759,16 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 	if (rc < 0)
 		goto out;
 	rc = -1;
+
+	/* the collector's references, before the record that makes them reachable */
+	if (bt_oci_is_index(root.media_type) && image_gc_label_index(content, rq->ns, root.digest, &idx, e) < 0)
+		goto out;
+	if (image_gc_label_manifest(content, rq->ns, man_digest, &man, e) < 0)
+		goto out;
+	if (rq->unpack && pl.n > 0 &&
+	    image_gc_label_config(content, rq->ns, man.config.digest, image_snapshotter_name(rq->env, rq->snapshotter),
+				  pl.layers[pl.n - 1].chain, e) < 0)
+		goto out;
 
 	/* the record */
 	image_rec rec = { 0 };

@@ -13,6 +13,8 @@
 #include "bt_filter.h"
 #include "bt_pbmap.h"
 #include "bt_util.h"
+#include "image_gc.h"
+#include "image_unpack.h"
 #include "image_xfer.h"
 
 
@@ -148,6 +150,20 @@ static void h_list(bt_call *call, void *ctx)
 	bt_batch_end(&b, rc, &e);
 }
 
+/* The collector's references under a record's target, before the record
+ * makes them reachable (what is not stored yet is skipped). */
+static int gc_label(image_rpc *rpc, const char *ns, const image_rec *r, bt_err *e)
+{
+	berth_client *content = image_content_client(image_xfer_env(rpc->xfer), e);
+	if (!content)
+		return -1;
+	int rc = image_gc_label_graph(content, ns, r->media_type, r->digest, e);
+	berth_client_free(&content);
+	if (rc < 0)
+		bt_err_wrap(e, "image %s: cannot record its references for garbage collection", r->name);
+	return rc;
+}
+
 static void h_create(bt_call *call, void *ctx)
 {
 	image_rpc *rpc = ctx;
@@ -160,7 +176,8 @@ static void h_create(bt_call *call, void *ctx)
 		return;
 	}
 	image_from_pb(r->image, &in);
-	if (image_store_create(rpc->store, bt_call_namespace(call), &in, &out, &e) < 0) {
+	if (gc_label(rpc, bt_call_namespace(call), &in, &e) < 0 ||
+	    image_store_create(rpc->store, bt_call_namespace(call), &in, &out, &e) < 0) {
 		image_rec_clear(&in);
 		bt_call_error(call, &e);
 		return;
@@ -182,8 +199,9 @@ static void h_update(bt_call *call, void *ctx)
 		return;
 	}
 	image_from_pb(r->image, &in);
-	if (image_store_update(rpc->store, bt_call_namespace(call), &in, r->update_mask, r->n_update_mask, &out, &e) <
-	    0) {
+	if ((in.digest[0] && gc_label(rpc, bt_call_namespace(call), &in, &e) < 0) ||
+	    image_store_update(rpc->store, bt_call_namespace(call), &in, r->update_mask, r->n_update_mask, &out, &e) <
+		    0) {
 		image_rec_clear(&in);
 		bt_call_error(call, &e);
 		return;

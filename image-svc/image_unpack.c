@@ -18,6 +18,7 @@
 #include "bt_util.h"
 #include "bt_toml.h"
 #include "image_apply.h"
+#include "image_gc.h"
 #include "image_registry.h"
 
 /* berth's own registry credentials: [images.auths."host"] username, password. */
@@ -508,6 +509,9 @@ int image_unpack_stored(image_env *env, xjob *job, const char *ns, const bt_oci_
 				      NULL);
 	}
 	snprintf(chain_out, BT_DIGEST_STR_LEN, "%s", chain[m.n_layers - 1]);
+	/* the config holds the chain: the collector keeps the snapshots while the image stands */
+	if (image_gc_label_config(content, ns, m.config.digest, sn, chain_out, e) < 0)
+		goto out;
 	rc = 0;
 out:
 	free(chain);

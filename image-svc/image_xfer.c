@@ -51,6 +51,11 @@ void image_xfer_free(image_xfer **xp)
 	*xp = NULL;
 }
 
+image_env *image_xfer_env(image_xfer *x)
+{
+	return &x->env;
+}
+
 int image_xfer_recover(image_xfer *x, bt_err *e)
 {
 	return image_env_recover(&x->env, e);

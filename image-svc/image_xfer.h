@@ -18,6 +18,7 @@
 #include "bt_err.h"
 #include "bt_server.h"
 #include "image_store.h"
+#include "image_unpack.h"
 
 typedef struct image_xfer image_xfer;
 
@@ -31,6 +32,8 @@ typedef struct image_xfer_opts {
 image_xfer *image_xfer_new(const image_xfer_opts *o, bt_err *e);
 /* Waits (bounded) for running jobs to notice the stop, then frees. */
 void image_xfer_free(image_xfer **x);
+/* The environment its jobs share (content and snapshot clients). */
+image_env *image_xfer_env(image_xfer *x);
 /* Start-up: removes temporary snapshots and mounts a crash left behind. */
 int image_xfer_recover(image_xfer *x, bt_err *e);
 
