@@ -115,7 +115,8 @@ endef
 
 $(eval $(call daemon,content,content-svc,berth-contentd))
 $(eval $(call daemon,snapshot,snapshot-svc,berth-snapshotd))
-$(eval $(call daemon,gateway,gateway,berth-gatewayd))
+# the gateway's collector asks the services through libberth
+$(eval $(call daemon,gateway,gateway,berth-gatewayd,$(LIBBERTH_A)))
 # the image service talks to content and snapshots as a client of libberth
 $(eval $(call daemon,image,image-svc,berth-imaged,$(LIBBERTH_A)))
 # the task service asks the snapshotters for mounts through libberth

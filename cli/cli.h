@@ -138,6 +138,7 @@ void cli_progress_free(cli_progress **p);
 int cli_snapshots(cli_ctx *ctx, int argc, char **argv);
 int cli_version(cli_ctx *ctx, int argc, char **argv);
 int cli_run(cli_ctx *ctx, int argc, char **argv);
+int cli_gc(cli_ctx *ctx, int argc, char **argv);
 int cli_health(cli_ctx *ctx, int argc, char **argv);
 
 /* --- a task's stdio (cli_tasks.c) -------------------------------------------------- */

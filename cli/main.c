@@ -32,6 +32,7 @@ static const cli_cmd top[] = {
 	  { "container", "c" } },
 	{ "tasks", NULL, NULL, "Run and manage tasks (start, ls, kill, exec, ps, pause, resume, metrics, rm, attach, wait)",
 	  cli_tasks_cmds, { "task", "t" } },
+	{ "gc", cli_gc, "[--dry-run] [--format json]", "Remove content and snapshots nothing uses", NULL, { 0 } },
 	{ "events", cli_events, "[--topic T]... [--all-namespaces]", "Print events as they happen", NULL, { 0 } },
 	{ "keys", NULL, NULL, "CURVE keys for remote access (generate)", cli_keys_cmds, { 0 } },
 	{ "config", NULL, NULL, "Show the configuration's keys and defaults, check a file", cli_config_cmds, { 0 } },

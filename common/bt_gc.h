@@ -18,4 +18,9 @@
 #define BT_GC_REF_SNAPSHOT "berth.io/gc.ref.snapshot."
 #define BT_GC_ROOT "berth.io/gc.root"
 
+/* The end of a system.NamespaceUsage line saying work that makes objects
+ * is running in the namespace ("2 transfers in progress"): a collection
+ * there waits for it. */
+#define BT_GC_BUSY "in progress"
+
 #endif

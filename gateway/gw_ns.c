@@ -92,7 +92,7 @@ void gw_ns_free(gw_ns **gp)
  * and those that take something away. */
 static bool creates(const char *method)
 {
-	static const char *const removals[] = { "Delete", "Remove", "Abort", "Cleanup", "Kill" };
+	static const char *const removals[] = { "Delete", "Remove", "Abort", "Cleanup", "Kill", "Collect" };
 	if (gw_method_reads(method))
 		return false;
 	for (size_t i = 0; i < BT_ARRAY_LEN(removals); i++)

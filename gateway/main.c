@@ -16,6 +16,7 @@
 
 #include "berth/content/v1/content.pb-c.h"
 #include "berth/events/v1/events.pb-c.h"
+#include "berth/gc/v1/gc.pb-c.h"
 #include "berth/images/v1/images.pb-c.h"
 #include "berth/namespaces/v1/namespaces.pb-c.h"
 #include "berth/snapshots/v1/snapshots.pb-c.h"
@@ -29,6 +30,7 @@
 #include "bt_events.h"
 #include "gw_auth.h"
 #include "gw_events.h"
+#include "gw_gc.h"
 #include "gw_ns.h"
 #include "gw_proxy.h"
 #include "gw_system.h"
@@ -149,11 +151,12 @@ int main(int argc, char **argv)
 	gw_ns *nsreg = NULL;
 	gw_auth *auth = NULL;
 	gw_events *events = NULL;
+	gw_gc *gc = NULL;
 	_cleanup_free_ char *events_addr = NULL;
 	char secret[BT_KEY_LEN + 1] = "";
 	_cleanup_free_ char *keyfile = NULL;
 	_cleanup_free_ char *state = NULL;
-	bt_service svc, nssvc, evsvc;
+	bt_service svc, nssvc, evsvc, gcsvc;
 	pthread_t local_thread;
 	bool local_running = false;
 	bt_err e = { 0 };
@@ -198,6 +201,10 @@ int main(int argc, char **argv)
 		goto out;
 	gw_ns_service(nsreg, &nssvc);
 	if ((rc = bt_server_add(local, &nssvc, &e)) < 0)
+		goto out;
+	gc = gw_gc_new(refs, nrefs, bt_config_default_snapshotter(cfg));
+	gw_gc_service(gc, &gcsvc);
+	if ((rc = bt_server_add(local, &gcsvc, &e)) < 0)
 		goto out;
 	events_addr = bt_events_address(cfg);
 	if ((rc = gw_events_start(events_addr, (size_t)bt_config_int(cfg, "gateway.event_queue"), &events, &e)) < 0)
@@ -257,6 +264,9 @@ int main(int argc, char **argv)
 			     .no_namespace = true };
 	if ((rc = gw_proxy_add_route(proxy, &evroute, &e)) < 0)
 		goto out;
+	gw_route gcroute = { .service = "gc", .desc = &berth__gc__v1__gc__descriptor, .address = LOCAL_ENDPOINT };
+	if ((rc = gw_proxy_add_route(proxy, &gcroute, &e)) < 0)
+		goto out;
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
 		gw_route r = { .service = backends[i].service, .desc = backends[i].desc, .address = addrs[i] };
 		if ((rc = gw_proxy_add_route(proxy, &r, &e)) < 0)
@@ -290,6 +300,7 @@ out:
 	bt_server_free(&local);
 	gw_ns_free(&nsreg);
 	gw_events_free(&events);
+	gw_gc_free(&gc);
 	gw_auth_free(&auth);
 	explicit_bzero(secret, sizeof(secret));
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)

@@ -128,6 +128,25 @@ static void *job_main(void *p)
 	return NULL;
 }
 
+size_t xjobs_running_in(xjobs *t, const char *ns)
+{
+	bt_map_iter it;
+	const void *k;
+	size_t klen, n = 0, nl = strlen(ns);
+	void *v;
+
+	pthread_mutex_lock(&t->mu);
+	bt_map_iter_init(&it, t->running);
+	while (bt_map_iter_next(&it, &k, &klen, &v)) {
+		const char *key = k, *nsp = memchr(key, '\n', klen);
+		/* keys are "<kind>\n<namespace>\n…" */
+		if (nsp && (size_t)(key + klen - nsp - 1) > nl && memcmp(nsp + 1, ns, nl) == 0 && nsp[1 + nl] == '\n')
+			n++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
 xjob *xjob_get(xjobs *t, const char *key, xjob_fn fn, void *arg, void (*free_arg)(void *), bt_err *e)
 {
 	xjob *j;

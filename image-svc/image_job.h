@@ -42,6 +42,8 @@ void xjobs_free(xjobs **t, int64_t grace_ms);
  * reference; drop it with xjob_put. */
 xjob *xjob_get(xjobs *t, const char *key, xjob_fn fn, void *arg, void (*free_arg)(void *), bt_err *e);
 void xjob_put(xjobs *t, xjob *j);
+/* How many jobs run in namespace ns (job keys are "<kind>\n<namespace>\n…"). */
+size_t xjobs_running_in(xjobs *t, const char *ns);
 
 /* Updates (or adds) the progress entry of digest. NULL strings keep the old value. */
 void xjob_progress(xjob *j, const char *kind, const char *media_type, const char *digest, int64_t size,

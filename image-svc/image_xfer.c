@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "berth/images/v1/images.pb-c.h"
+#include "bt_gc.h"
 #include "bt_log.h"
 #include "bt_oci.h"
 #include "bt_pbmap.h"
@@ -54,6 +55,19 @@ void image_xfer_free(image_xfer **xp)
 image_env *image_xfer_env(image_xfer *x)
 {
 	return &x->env;
+}
+
+int image_xfer_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e)
+{
+	image_xfer *x = arg;
+	if (image_store_ns_usage(x->store, ns, holds, e) < 0)
+		return -1;
+	size_t n = xjobs_running_in(x->jobs, ns);
+	if (n) {
+		_cleanup_free_ char *line = bt_xasprintf("%zu transfer%s " BT_GC_BUSY, n, n == 1 ? "" : "s");
+		bt_strv_push(holds, line);
+	}
+	return 0;
 }
 
 int image_xfer_recover(image_xfer *x, bt_err *e)

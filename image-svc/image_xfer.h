@@ -34,6 +34,10 @@ image_xfer *image_xfer_new(const image_xfer_opts *o, bt_err *e);
 void image_xfer_free(image_xfer **x);
 /* The environment its jobs share (content and snapshot clients). */
 image_env *image_xfer_env(image_xfer *x);
+/* system.NamespaceUsage of the image service (a bt_ns_usage_fn over the
+ * transfer table): its images, and its transfers running there, as
+ * "N transfers " BT_GC_BUSY (the collector waits for them). */
+int image_xfer_ns_usage(void *arg, const char *ns, char ***holds, bt_err *e);
 /* Start-up: removes temporary snapshots and mounts a crash left behind. */
 int image_xfer_recover(image_xfer *x, bt_err *e);
 

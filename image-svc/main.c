@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 	image_rpc_service(&rpc, &svc);
 	if ((rc = bt_server_add(srv, &svc, &e)) < 0)
 		goto out;
-	bt_server_set_ns_usage(srv, image_store_ns_usage, store);
+	bt_server_set_ns_usage(srv, image_xfer_ns_usage, xfer);
 	rc = bt_daemon_serve(srv, "serving images", &e);
 out:
 	if (rc < 0)

@@ -280,6 +280,29 @@ int berth_mount_all(const berth_mount *mounts, size_t n, const char *target, ber
 int berth_unmount(const char *target, berth_error *err);
 
 
+/* --- garbage collection ---------------------------------------------------- */
+/* One object a collection removed (or would remove). */
+typedef struct berth_gc_removed {
+	char kind[16];      /* "content" or "snapshot" */
+	char *id;           /* digest or snapshot key */
+	char *snapshotter;  /* "" for content */
+	int64_t size;       /* a blob's size; a snapshot's own usage */
+} berth_gc_removed;
+
+typedef struct berth_gc_report {
+	berth_gc_removed *removed;
+	size_t n_removed;
+	int64_t content_bytes, snapshot_bytes;
+	int64_t kept_content, kept_snapshots;
+	int64_t duration_us;
+} berth_gc_report;
+
+void berth_gc_report_clear(berth_gc_report *r);
+/* Collects the namespace's garbage (docs/gc.md): content and snapshots that
+ * no image, container or gc.root reaches.  dry_run: only report.
+ * UNAVAILABLE while the image service transfers into the namespace. */
+int berth_gc_collect(berth_client *c, const char *ns, bool dry_run, berth_gc_report *out, berth_error *err);
+
 /* --- namespaces ------------------------------------------------------------ */
 /* The gateway's registry.  A namespace also comes into being by its first
  * write in any service. */

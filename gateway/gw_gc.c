@@ -1,0 +1,424 @@
+/*
+ * gw_gc — mark and sweep of one namespace across the services.
+ *
+ * Mark: the roots are the images' targets, the containers' snapshots, the
+ * content and snapshots labelled berth.io/gc.root, and (until leases hold
+ * them) every active snapshot and view; from content, the gc reference
+ * labels lead to more content and to snapshots; from a snapshot, its parent.
+ * Sweep: content and snapshots no root reaches, made before the collection
+ * began, go — snapshots leaf first; a blob's bytes leave the disk when the
+ * last namespace holding it lets go (berth-contentd's Delete).
+ *
+ * A collection waits for nobody: when the image service says transfers are
+ * running in the namespace (their blobs and snapshots are not referenced
+ * yet), it is refused with UNAVAILABLE and can be asked again.  Each removal
+ * is atomic in its own service, so a collection cut short (a daemon killed)
+ * leaves only reachable things and garbage the next one finds again.
+ */
+#define _GNU_SOURCE
+#include "gw_gc.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "berth/berth.h"
+#include "berth/gc/v1/gc.pb-c.h"
+#include "berth/system/v1/system.pb-c.h"
+#include "bt_gc.h"
+#include "bt_log.h"
+#include "bt_map.h"
+#include "bt_util.h"
+
+#define GC_TIMEOUT_MS 30000
+#define USAGE_TIMEOUT_MS 5000
+
+struct gw_gc {
+	const gw_backend_ref *backends;
+	size_t n;
+	char *default_sn;
+};
+
+gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn)
+{
+	gw_gc *g = bt_xzalloc(sizeof(*g));
+	g->backends = backends;
+	g->n = n;
+	g->default_sn = bt_xstrdup(default_sn);
+	return g;
+}
+
+void gw_gc_free(gw_gc **gp)
+{
+	gw_gc *g = *gp;
+	if (!g)
+		return;
+	free(g->default_sn);
+	free(g);
+	*gp = NULL;
+}
+
+/* --- one snapshotter's snapshots ------------------------------------------------------ */
+
+typedef struct snapset {
+	const char *name; /* snapshotter */
+	berth_client *c;
+	berth_snapshot_info *v;
+	size_t n;
+	bt_map *by_key; /* key → index + 1 */
+	bool *marked, *gone;
+} snapset;
+
+typedef struct collection {
+	gw_gc *g;
+	const char *ns;
+	int64_t t0;
+	bool dry_run;
+	berth_client *content;
+	berth_content_info *blobs;
+	size_t n_blobs;
+	bt_map *blob_at; /* digest → index + 1 */
+	bool *blob_marked;
+	char **todo; /* digests to visit (a stack) */
+	size_t n_todo, cap_todo;
+	snapset *sets;
+	size_t n_sets;
+	Berth__Gc__V1__CollectResponse resp;
+	Berth__Gc__V1__Removed **removed;
+} collection;
+
+static berth_client *client_for(const char *address, bt_err *e)
+{
+	berth_options o = { .address = address, .namespace_ = "default", .timeout_ms = GC_TIMEOUT_MS };
+	berth_error err;
+	berth_client *c = berth_client_new(&o, &err);
+	if (!c)
+		bt_err_set(e, err.code, "%s: %s", address, err.message);
+	return c;
+}
+
+static const char *address_of(const gw_gc *g, const char *service)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->backends[i].service, service))
+			return g->backends[i].address;
+	return NULL;
+}
+
+static int fail(bt_err *e, const char *what, const berth_error *err)
+{
+	return bt_err_set(e, err->code, "gc: %s: %s", what, err->message);
+}
+
+static snapset *set_named(collection *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_sets; i++)
+		if (!strcmp(c->sets[i].name, name && *name ? name : c->g->default_sn))
+			return &c->sets[i];
+	return NULL;
+}
+
+static void mark_snapshot(collection *c, const char *sn, const char *key)
+{
+	snapset *s = set_named(c, sn);
+	if (!s)
+		return; /* a snapshotter this gateway does not know holds nothing it can sweep */
+	for (;;) {
+		uintptr_t at = (uintptr_t)bt_map_sget(s->by_key, key);
+		if (!at || s->marked[at - 1])
+			return;
+		s->marked[at - 1] = true;
+		key = s->v[at - 1].parent;
+		if (!*key)
+			return;
+	}
+}
+
+static void push(collection *c, const char *digest)
+{
+	if (c->n_todo == c->cap_todo) {
+		c->cap_todo = c->cap_todo ? 2 * c->cap_todo : 64;
+		c->todo = bt_xrealloc(c->todo, c->cap_todo * sizeof(*c->todo));
+	}
+	c->todo[c->n_todo++] = bt_xstrdup(digest);
+}
+
+static bool has_label(const berth_label *l, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(l[i].key, key))
+			return true;
+	return false;
+}
+
+/* Marks what content reaches: more content, snapshots. */
+static void mark_content(collection *c)
+{
+	while (c->n_todo) {
+		char *d = c->todo[--c->n_todo];
+		uintptr_t at = (uintptr_t)bt_map_sget(c->blob_at, d);
+		free(d);
+		if (!at || c->blob_marked[at - 1])
+			continue;
+		c->blob_marked[at - 1] = true;
+		const berth_content_info *b = &c->blobs[at - 1];
+		for (size_t i = 0; i < b->n_labels; i++) {
+			const char *k = b->labels[i].key;
+			if (bt_startswith(k, BT_GC_REF_CONTENT))
+				push(c, b->labels[i].value);
+			else if (bt_startswith(k, BT_GC_REF_SNAPSHOT))
+				mark_snapshot(c, k + strlen(BT_GC_REF_SNAPSHOT), b->labels[i].value);
+		}
+	}
+}
+
+/* Fails with UNAVAILABLE while the image service makes objects in ns. */
+static int check_idle(collection *c, bt_err *e)
+{
+	const char *addr = address_of(c->g, "images");
+	bt_callspec cs = { .service = "system", .method = "NamespaceUsage", .ns = c->ns };
+	Berth__System__V1__NamespaceUsageRequest req = BERTH__SYSTEM__V1__NAMESPACE_USAGE_REQUEST__INIT;
+	gw_backend_ref b = { "images", addr };
+	int rc = 0;
+
+	if (!addr)
+		return 0;
+	gw_answer *a = gw_ask_all(&b, 1, &cs, &req.base, &berth__system__v1__namespace_usage_response__descriptor,
+				  USAGE_TIMEOUT_MS, USAGE_TIMEOUT_MS);
+	const Berth__System__V1__NamespaceUsageResponse *r = a[0].resp;
+	if (!r)
+		rc = bt_err_set(e, BT_UNAVAILABLE, "gc: cannot ask the image service what runs in namespace %s: %s",
+				c->ns, a[0].err.msg);
+	for (size_t i = 0; r && rc == 0 && i < r->n_holds; i++)
+		if (bt_endswith(r->holds[i], BT_GC_BUSY))
+			rc = bt_err_set(e, BT_UNAVAILABLE,
+					"gc: namespace %s: %s (the image service); collect once they are done", c->ns,
+					r->holds[i]);
+	gw_answers_free(a, 1);
+	return rc;
+}
+
+/* The roots and every object, then the marks. */
+static int mark(collection *c, bt_err *e)
+{
+	berth_error err;
+	berth_image *imgs = NULL;
+	berth_container *ctrs = NULL;
+	size_t n_imgs = 0, n_ctrs = 0;
+	int rc = -1;
+
+	berth_client *images = client_for(address_of(c->g, "images"), e);
+	berth_client *tasks = images ? client_for(address_of(c->g, "containers"), e) : NULL;
+	c->content = tasks ? client_for(address_of(c->g, "content"), e) : NULL;
+	if (!c->content)
+		goto out;
+	/* the records first: whatever they name was made before them */
+	if (berth_image_list(images, c->ns, NULL, 0, &imgs, &n_imgs, &err) < 0) {
+		fail(e, "list images", &err);
+		goto out;
+	}
+	if (berth_container_list(tasks, c->ns, NULL, 0, &ctrs, &n_ctrs, &err) < 0) {
+		fail(e, "list containers", &err);
+		goto out;
+	}
+	if (berth_content_list(c->content, c->ns, NULL, 0, &c->blobs, &c->n_blobs, &err) < 0) {
+		fail(e, "list content", &err);
+		goto out;
+	}
+	c->blob_at = bt_map_new();
+	c->blob_marked = bt_xcalloc(c->n_blobs + 1, sizeof(bool));
+	for (size_t i = 0; i < c->n_blobs; i++)
+		bt_map_sput(c->blob_at, c->blobs[i].digest, (void *)(uintptr_t)(i + 1));
+	for (size_t i = 0; i < c->g->n; i++) {
+		if (!bt_startswith(c->g->backends[i].service, "snapshots/"))
+			continue;
+		c->sets = bt_xrealloc(c->sets, (c->n_sets + 1) * sizeof(*c->sets));
+		snapset *s = &c->sets[c->n_sets++];
+		memset(s, 0, sizeof(*s));
+		s->name = c->g->backends[i].service + strlen("snapshots/");
+		s->by_key = bt_map_new();
+		if (!(s->c = client_for(c->g->backends[i].address, e)))
+			goto out;
+		if (berth_snapshot_list(s->c, c->ns, s->name, NULL, 0, &s->v, &s->n, &err) < 0) {
+			bt_err_set(e, err.code, "gc: list snapshots of %s: %s", s->name, err.message);
+			goto out;
+		}
+		s->marked = bt_xcalloc(s->n + 1, sizeof(bool));
+		s->gone = bt_xcalloc(s->n + 1, sizeof(bool));
+		for (size_t k = 0; k < s->n; k++)
+			bt_map_sput(s->by_key, s->v[k].name, (void *)(uintptr_t)(k + 1));
+	}
+
+	/* roots */
+	for (size_t i = 0; i < n_imgs; i++)
+		push(c, imgs[i].target.digest);
+	for (size_t i = 0; i < c->n_blobs; i++)
+		if (has_label(c->blobs[i].labels, c->blobs[i].n_labels, BT_GC_ROOT))
+			push(c, c->blobs[i].digest);
+	for (size_t i = 0; i < n_ctrs; i++)
+		if (*ctrs[i].snapshot_key)
+			mark_snapshot(c, ctrs[i].snapshotter, ctrs[i].snapshot_key);
+	for (size_t i = 0; i < c->n_sets; i++) {
+		snapset *s = &c->sets[i];
+		for (size_t k = 0; k < s->n; k++)
+			if (s->v[k].kind != BERTH_SNAPSHOT_COMMITTED ||
+			    has_label(s->v[k].labels, s->v[k].n_labels, BT_GC_ROOT))
+				mark_snapshot(c, s->name, s->v[k].name);
+	}
+	mark_content(c);
+	rc = 0;
+out:
+	berth_images_free(imgs, n_imgs);
+	berth_containers_free(ctrs, n_ctrs);
+	berth_client_free(&images);
+	berth_client_free(&tasks);
+	return rc;
+}
+
+static void report(collection *c, const char *kind, const char *id, const char *sn, int64_t size)
+{
+	Berth__Gc__V1__Removed *r = bt_xcalloc(1, sizeof(*r));
+	berth__gc__v1__removed__init(r);
+	r->kind = bt_xstrdup(kind);
+	r->id = bt_xstrdup(id);
+	r->snapshotter = bt_xstrdup(sn ? sn : "");
+	r->size = size;
+	c->removed = bt_xrealloc(c->removed, (c->resp.n_removed + 1) * sizeof(*c->removed));
+	c->removed[c->resp.n_removed++] = r;
+}
+
+static int sweep_content(collection *c, bt_err *e)
+{
+	berth_error err;
+	for (size_t i = 0; i < c->n_blobs; i++) {
+		const berth_content_info *b = &c->blobs[i];
+		if (c->blob_marked[i] || b->created_at >= c->t0) {
+			c->resp.kept_content++;
+			continue;
+		}
+		if (!c->dry_run && berth_content_delete(c->content, c->ns, b->digest, &err) < 0) {
+			if (err.code == BERTH_NOT_FOUND)
+				continue; /* gone meanwhile */
+			return fail(e, b->digest, &err);
+		}
+		report(c, "content", b->digest, NULL, b->size);
+		c->resp.content_bytes += b->size;
+	}
+	return 0;
+}
+
+/* Unmarked snapshots go leaf first: a pass removes those no remaining
+ * snapshot names as parent, until a pass removes nothing. */
+static int sweep_snapshots(collection *c, snapset *s, bt_err *e)
+{
+	berth_error err;
+	bool progress = true;
+	size_t *children = bt_xcalloc(s->n + 1, sizeof(*children));
+	int rc = 0;
+
+	for (size_t k = 0; k < s->n; k++) {
+		uintptr_t p = *s->v[k].parent ? (uintptr_t)bt_map_sget(s->by_key, s->v[k].parent) : 0;
+		if (p)
+			children[p - 1]++;
+	}
+	while (progress && rc == 0) {
+		progress = false;
+		for (size_t k = 0; k < s->n && rc == 0; k++) {
+			const berth_snapshot_info *v = &s->v[k];
+			if (s->marked[k] || s->gone[k] || children[k] || v->created_at >= c->t0)
+				continue;
+			berth_snapshot_usage u = { 0 };
+			if (berth_snapshot_get_usage(s->c, c->ns, s->name, v->name, &u, &err) < 0)
+				u.size = 0;
+			if (!c->dry_run && berth_snapshot_remove(s->c, c->ns, s->name, v->name, &err) < 0 &&
+			    err.code != BERTH_NOT_FOUND) {
+				rc = bt_err_set(e, err.code, "gc: remove snapshot %s of %s: %s", v->name, s->name,
+						err.message);
+				break;
+			}
+			s->gone[k] = true;
+			progress = true;
+			report(c, "snapshot", v->name, s->name, u.size);
+			c->resp.snapshot_bytes += u.size;
+			uintptr_t p = *v->parent ? (uintptr_t)bt_map_sget(s->by_key, v->parent) : 0;
+			if (p)
+				children[p - 1]--;
+		}
+	}
+	for (size_t k = 0; k < s->n; k++)
+		if (!s->gone[k])
+			c->resp.kept_snapshots++;
+	free(children);
+	return rc;
+}
+
+static void collection_clear(collection *c)
+{
+	berth_content_infos_free(c->blobs, c->n_blobs);
+	bt_map_free(&c->blob_at);
+	free(c->blob_marked);
+	while (c->n_todo)
+		free(c->todo[--c->n_todo]);
+	free(c->todo);
+	for (size_t i = 0; i < c->n_sets; i++) {
+		berth_snapshot_infos_free(c->sets[i].v, c->sets[i].n);
+		bt_map_free(&c->sets[i].by_key);
+		free(c->sets[i].marked);
+		free(c->sets[i].gone);
+		berth_client_free(&c->sets[i].c);
+	}
+	free(c->sets);
+	berth_client_free(&c->content);
+	for (size_t i = 0; i < c->resp.n_removed; i++) {
+		free(c->removed[i]->kind);
+		free(c->removed[i]->id);
+		free(c->removed[i]->snapshotter);
+		free(c->removed[i]);
+	}
+	free(c->removed);
+}
+
+static void h_collect(bt_call *call, void *ctx)
+{
+	const Berth__Gc__V1__CollectRequest *q = bt_call_req(call);
+	collection c = { .g = ctx, .ns = bt_call_namespace(call), .dry_run = q->dry_run };
+	int64_t started = bt_mono_ns();
+	bt_err e = { 0 };
+	int rc;
+
+	berth__gc__v1__collect_response__init(&c.resp);
+	c.t0 = bt_now_ns();
+	rc = check_idle(&c, &e);
+	if (rc == 0)
+		rc = mark(&c, &e);
+	if (rc == 0)
+		rc = sweep_content(&c, &e);
+	for (size_t i = 0; rc == 0 && i < c.n_sets; i++)
+		rc = sweep_snapshots(&c, &c.sets[i], &e);
+	if (rc < 0) {
+		bt_log_warn("gc of namespace %s: %s", c.ns, e.msg);
+		bt_call_error(call, &e);
+	} else {
+		c.resp.removed = c.removed;
+		c.resp.duration_us = (bt_mono_ns() - started) / 1000;
+		if (!c.dry_run && c.resp.n_removed)
+			bt_log_info("gc of namespace %s: removed %zu objects (%" PRId64 " bytes of content, %" PRId64
+				    " of snapshots) in %" PRId64 " ms",
+				    c.ns, c.resp.n_removed, c.resp.content_bytes, c.resp.snapshot_bytes,
+				    c.resp.duration_us / 1000);
+		bt_call_reply(call, &c.resp.base);
+	}
+	collection_clear(&c);
+}
+
+static const bt_method methods[] = {
+	{ "Collect", h_collect, 0 },
+};
+
+void gw_gc_service(gw_gc *g, bt_service *svc)
+{
+	svc->name = "gc";
+	svc->desc = &berth__gc__v1__gc__descriptor;
+	svc->methods = methods;
+	svc->n_methods = BT_ARRAY_LEN(methods);
+	svc->ctx = g;
+}

@@ -1,0 +1,22 @@
+/*
+ * gw_gc — the "gc" service: garbage collection of one namespace, asked of
+ * the services behind the gateway (docs/gc.md).
+ */
+#ifndef GW_GC_H
+#define GW_GC_H
+
+#include <stddef.h>
+
+#include "bt_server.h"
+#include "gw_system.h"
+
+typedef struct gw_gc gw_gc;
+
+/* backends: the gateway's ("content", "images", "containers",
+ * "snapshots/<name>" …), borrowed; default_sn: the snapshotter a container
+ * naming none uses. */
+gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn);
+void gw_gc_free(gw_gc **g);
+void gw_gc_service(gw_gc *g, bt_service *svc);
+
+#endif

@@ -1,0 +1,219 @@
+#!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
+# Garbage collection (berth gc): images pulled from a real registry on
+# loopback and imported from archives, removed, collected — blobs, snapshots
+# and their bytes on disk go; what an image, a container, another namespace
+# or a gc.root label still holds stays; a pull in progress holds off a
+# collection; a dry run removes nothing.
+
+load helpers
+
+setup_file() {
+	suite_setup
+	export SUITE_DIR
+	export FX=$SUITE_DIR/fx REG=$SUITE_DIR/reg PROXY=$SUITE_DIR/proxy
+	mkdir -p "$FX" "$PROXY"
+	PORT=$("$REPO/tests/registry/start.sh" "$REG")
+	export R=127.0.0.1:$PORT
+	(
+		setsid python3 "$REPO/tests/registry/faultproxy.py" "$PROXY" "$R" \
+			</dev/null >"$PROXY/out" 2>&1 3>&- &
+	)
+	for _ in $(seq 100); do [ -s "$PROXY/port" ] && break; sleep 0.05; done
+	export P=127.0.0.1:$(cat "$PROXY/port")
+	# shellcheck source=../images/fixtures.sh
+	. "$REPO/tests/images/fixtures.sh"
+	# base: one layer; layers: four; more: the same four and one of its own
+	fx_base "$FX/oci" base
+	fx_layers "$FX/oci" layers
+	skopeo copy --quiet "oci:$FX/oci:layers" "oci:$FX/oci:more"
+	mkdir -p "$FX/extra/more" && echo more >"$FX/extra/more/file"
+	tar -C "$FX/extra" -cf "$FX/extra.tar" more
+	fx_append_tar "$FX/oci" more "$FX/extra.tar"
+	fx_push "$FX/oci:base" "$R/gc/base:v1"
+	fx_push "$FX/oci:layers" "$R/gc/layers:v1"
+	fx_push "$FX/oci:more" "$R/gc/more:v1"
+	skopeo copy --quiet "oci:$FX/oci:base" "oci-archive:$FX/base.tar:example.org/gc/base:v1"
+}
+
+teardown_file() {
+	[ -f "$PROXY/pid" ] && kill "$(cat "$PROXY/pid")" 2>/dev/null
+	"$REPO/tests/registry/stop.sh" "$REG"
+	suite_teardown
+}
+
+setup() {
+	NS=$(fresh_ns)
+	B="berth -n $NS"
+	rm -f "$PROXY/rules"
+}
+
+teardown() {
+	[ -z "${BATS_TEST_COMPLETED:-}" ] && dump_logs
+	rm -f "$PROXY/rules"
+	local id
+	for id in $($B tasks ls -q 2>/dev/null); do $B tasks rm -f "$id" >/dev/null 2>&1 || true; done
+	for id in $($B containers ls -q 2>/dev/null); do $B containers rm "$id" >/dev/null 2>&1 || true; done
+	return 0
+}
+
+# Bytes of blobs and of snapshot directories on disk (all namespaces).
+blob_bytes() { du -sb "$BERTH_ROOT/content/blobs" | cut -f1; }
+snap_bytes() { du -sb "$BERTH_ROOT/snapshots/overlayfs/snapshots" 2>/dev/null | cut -f1; }
+count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
+
+@test "pull, remove the image, collect: its blobs and snapshots go, and the disk space comes back" {
+	local b0 s0
+	b0=$(blob_bytes)
+	s0=$(snap_bytes)
+	run $B images pull --plain-http "$R/gc/layers:v1"
+	assert_success
+	[ "$(count content ls)" -eq 6 ] # manifest, config, 4 layers
+	[ "$(count snapshots ls)" -eq 4 ]
+	[ "$(blob_bytes)" -gt "$b0" ]
+	# nothing is garbage while the image stands
+	run $B gc
+	assert_success
+	assert_output --partial "removed 0 blobs"
+	[ "$(count content ls)" -eq 6 ]
+	# a dry run reports, and removes nothing
+	$B images rm "$R/gc/layers:v1"
+	run $B gc --dry-run
+	assert_success
+	assert_output --partial "would remove 6 blobs"
+	assert_output --partial "and 4 snapshots"
+	[ "$(count content ls)" -eq 6 ]
+	run $B gc --format json
+	assert_success
+	[ "$(jq '.removed | length' <<<"$output")" -eq 10 ]
+	[ "$(jq '[.removed[] | select(.kind == "snapshot")] | length' <<<"$output")" -eq 4 ]
+	[ "$(jq .contentBytes <<<"$output")" -gt 0 ]
+	[ "$(count content ls)" -eq 0 ]
+	[ "$(count snapshots ls)" -eq 0 ]
+	[ "$(blob_bytes)" -eq "$b0" ]
+	[ "$(snap_bytes)" -eq "$s0" ]
+	# and a second collection finds nothing
+	run $B gc
+	assert_output --partial "removed 0 blobs (0 B) and 0 snapshots"
+}
+
+@test "two images sharing layers: removing one keeps what the other needs" {
+	$B images pull --plain-http "$R/gc/layers:v1" >/dev/null
+	$B images pull --plain-http "$R/gc/more:v1" >/dev/null
+	[ "$(count content ls)" -eq 9 ]
+	[ "$(count snapshots ls)" -eq 5 ]
+	$B images rm "$R/gc/more:v1"
+	run $B gc
+	assert_success
+	# more's manifest, config and own layer; its own top snapshot
+	assert_output --partial "removed 3 blobs"
+	assert_output --partial "and 1 snapshot "
+	[ "$(count content ls)" -eq 6 ]
+	[ "$(count snapshots ls)" -eq 4 ]
+	# layers is whole: it still runs
+	run $B run --rm "$R/gc/layers:v1" g1 cat /data/b
+	assert_success
+	run $B images check
+	assert_output --regexp "gc/layers:v1 .*complete.*true"
+}
+
+@test "an image in two namespaces: collecting one keeps the bytes the other holds" {
+	local B2="berth -n ${NS}b" b0
+	b0=$(blob_bytes)
+	$B images import "$FX/base.tar" >/dev/null
+	$B2 images import "$FX/base.tar" >/dev/null
+	local layer
+	layer=$($B content ls -q | while read -r d; do
+		if [ "$($B content info "$d" | jq .size)" -gt 100000 ]; then echo "$d"; fi
+	done)
+	[ -n "$layer" ]
+	$B images rm example.org/gc/base:v1
+	run $B gc
+	assert_success
+	assert_output --partial "removed 3 blobs"
+	[ "$(count content ls)" -eq 0 ]
+	# the other namespace reads the blob whole
+	run bash -c "$B2 content get $layer | sha256sum"
+	assert_output "${layer#sha256:}  -"
+	[ -f "$BERTH_ROOT/content/blobs/sha256/${layer#sha256:}" ]
+	$B2 images rm example.org/gc/base:v1
+	run $B2 gc
+	assert_success
+	[ ! -e "$BERTH_ROOT/content/blobs/sha256/${layer#sha256:}" ]
+	[ "$(blob_bytes)" -eq "$b0" ]
+}
+
+@test "a container holds its snapshot and the image's chain; gc.root labels hold content and snapshots" {
+	$B images import "$FX/base.tar" >/dev/null
+	$B run -d example.org/gc/base:v1 keep sleep 300 >/dev/null
+	$B images rm example.org/gc/base:v1
+	run $B gc
+	assert_success
+	# the blobs go (nothing names them now); the container's snapshot and its parent stay
+	assert_output --partial "removed 3 blobs"
+	assert_output --partial "and 0 snapshots"
+	run $B snapshots ls
+	assert_line --regexp "^keep +sha256:[0-9a-f]+ +Active"
+	run $B tasks exec --exec-id x keep echo running
+	assert_success
+	$B tasks kill -s SIGKILL keep
+	$B tasks wait keep || true
+	$B tasks rm keep
+	$B containers rm keep
+	# a root label keeps a blob and a snapshot with nothing else pointing at them
+	$B images import "$FX/base.tar" >/dev/null
+	local cfg top
+	cfg=$($B content ls | awk '/gc.ref.snapshot/ {print $1}')
+	top=$($B snapshots ls | awk '/Committed/ {print $1}')
+	$B images rm example.org/gc/base:v1
+	$B content label "$cfg" berth.io/gc.root=yes >/dev/null
+	run $B gc
+	assert_success
+	# the config is a root, and through its reference, the snapshot too
+	assert_output --partial "removed 2 blobs"
+	assert_output --partial "and 0 snapshots"
+	run $B snapshots ls
+	assert_output --partial "$top"
+	$B content label "$cfg" berth.io/gc.root= >/dev/null
+	$B snapshots label "$top" berth.io/gc.root=1 >/dev/null
+	run $B gc
+	assert_output --partial "removed 1 blob"
+	assert_output --partial "and 0 snapshots"
+	$B snapshots label "$top" berth.io/gc.root= >/dev/null
+	run $B gc
+	assert_output --partial "and 1 snapshot"
+}
+
+@test "a pull in progress holds off a collection in its namespace, and loses nothing" {
+	# the layers' download waits 3 s at the proxy: the manifest and config are stored, unreferenced
+	echo '^GET./v2/gc/base/blobs/sha256: delay:3' >"$PROXY/rules"
+	$B images pull --plain-http "$P/gc/base:v1" >"$BATS_TEST_TMPDIR/pull" 2>&1 &
+	local pull=$! i
+	for i in $(seq 100); do
+		[ "$(count content ls)" -ge 1 ] && break
+		sleep 0.05
+	done
+	run $B gc
+	assert_failure 1
+	assert_output --partial "in progress"
+	# another namespace is not held off
+	run berth -n "${NS}other" gc
+	assert_success
+	wait "$pull" || { cat "$BATS_TEST_TMPDIR/pull"; false; }
+	run $B gc
+	assert_success
+	assert_output --partial "removed 0 blobs"
+	run $B run --rm "$P/gc/base:v1" p1 echo whole
+	assert_output "whole"
+}
+
+@test "bad input: arguments, a format, a read of the help" {
+	run $B gc extra
+	assert_failure 2
+	assert_output --partial "unexpected argument extra"
+	run $B gc --format xml
+	assert_failure 2
+	run $B gc --help
+	assert_success
+	assert_output --partial "gc.root"
+}
