@@ -217,3 +217,18 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	assert_success
 	assert_output --partial "gc.root"
 }
+
+@test "a collection stays in its namespace: B's never touches A's garbage" {
+	local B2="berth -n ${NS}b" d
+	d=$(echo "garbage of $NS" | $B content ingest g1)
+	echo "other" | $B2 content ingest g2 >/dev/null
+	run $B2 gc
+	assert_success
+	assert_output --partial "removed 1 blob"
+	run $B content info "$d"
+	assert_success
+	run $B gc
+	assert_output --partial "removed 1 blob"
+	run $B content info "$d"
+	assert_failure
+}

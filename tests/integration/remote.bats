@@ -105,6 +105,9 @@ remote() {
 	run remote bob namespaces create team-a2
 	assert_failure
 	assert_output --partial "read-only"
+	run remote bob -n team-a gc
+	assert_failure
+	assert_output --partial "gc.Collect is refused"
 	# nothing changed
 	run berth -n team-a content ls -q
 	assert_output --regexp '^sha256:'
