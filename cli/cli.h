@@ -125,6 +125,7 @@ extern const cli_cmd cli_images_cmds[];
 int cli_images(cli_ctx *ctx, int argc, char **argv);
 extern const cli_cmd cli_namespaces_cmds[];
 extern const cli_cmd cli_keys_cmds[];
+extern const cli_cmd cli_leases_cmds[];
 int cli_events(cli_ctx *ctx, int argc, char **argv);
 
 /* Transfer progress for a terminal (bars) or a log (lines). */

@@ -32,6 +32,8 @@ static const cli_cmd top[] = {
 	  { "container", "c" } },
 	{ "tasks", NULL, NULL, "Run and manage tasks (start, ls, kill, exec, ps, pause, resume, metrics, rm, attach, wait)",
 	  cli_tasks_cmds, { "task", "t" } },
+	{ "leases", NULL, NULL, "Manage leases, which hold objects against gc (create, ls, rm, add, del, resources)", cli_leases_cmds,
+	  { "lease" } },
 	{ "gc", cli_gc, "[--dry-run] [--format json]", "Remove content and snapshots nothing uses", NULL, { 0 } },
 	{ "events", cli_events, "[--topic T]... [--all-namespaces]", "Print events as they happen", NULL, { 0 } },
 	{ "keys", NULL, NULL, "CURVE keys for remote access (generate)", cli_keys_cmds, { 0 } },

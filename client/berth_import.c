@@ -24,6 +24,8 @@
 #include "image_ref.h"
 
 #define IMPORT_CHUNK (1 << 20)
+/* The import's lease expires after a day, as containerd's pull lease. */
+#define IMPORT_LEASE_MS (24LL * 3600 * 1000)
 /* Entries an archive may hold (blobs, directories, links, the rest). */
 #define IMPORT_MAX_ENTRIES 100000
 
@@ -55,8 +57,19 @@ typedef struct importer {
 	bool has_index, has_manifest;
 	named *names;
 	size_t n_names;
+	char *lease; /* holds every blob against garbage collection until the images stand */
 	bt_err err;
 } importer;
+
+/* The import's lease holds digest (added before the blob is written, where
+ * the digest is known first). */
+static int hold(importer *x, const char *digest)
+{
+	berth_error err;
+	if (x->lease && berth_lease_add_resource(x->c, x->ns, x->lease, "content", digest, &err) < 0)
+		return bt_err_set(&x->err, err.code, "import: lease %s: %s", x->lease, err.message);
+	return 0;
+}
 
 /* --- reading the archive -------------------------------------------------------------- */
 
@@ -204,6 +217,8 @@ static int ingest_entry(importer *x, member *m, const char *expected)
 
 	if (expected) {
 		snprintf(m->digest, sizeof(m->digest), "%s", expected);
+		if (hold(x, expected) < 0)
+			return -1;
 		if (berth_content_get_info(x->c, x->ns, expected, &info, &err) == 0) {
 			bool same = info.size == m->size;
 			berth_content_info_clear(&info);
@@ -243,6 +258,8 @@ static int ingest_entry(importer *x, member *m, const char *expected)
 		return bt_err_set(&x->err, BT_INVALID_ARGUMENT, "import: %s: read %" PRId64 " of %" PRId64 " bytes", m->path,
 				  s.got, m->size);
 	snprintf(m->digest, sizeof(m->digest), "%s", digest);
+	if (!expected && hold(x, digest) < 0)
+		return -1;
 	report(x, "blob", m, "done", m->size);
 	return 0;
 }
@@ -516,6 +533,8 @@ static int docker_image(importer *x, json_t *e, size_t idx)
 		goto out;
 	}
 	free(s);
+	if (hold(x, digest) < 0)
+		goto out;
 	bt_oci_desc d = { .media_type = (char *)MT_DOCKER_MANIFEST, .size = (int64_t)doc.len };
 	snprintf(d.digest, sizeof(d.digest), "%s", digest);
 	size_t named_before = x->n_names;
@@ -727,6 +746,15 @@ int berth_image_import(berth_client *c, const char *ns, const berth_import_opts 
 		bt_err_set(&x.err, BT_INVALID_ARGUMENT, "import: a source is required");
 		return berth_fail(err, &x.err);
 	}
+	berth_lease lease;
+	berth_label why = { (char *)"berth.io/lease.for", (char *)"import" };
+	/* (a debug CLI talking to one service straight has no leases, nor a collector) */
+	if (berth_lease_create(c, ns, NULL, &why, 1, IMPORT_LEASE_MS, &lease, err) == 0) {
+		x.lease = BT_STEAL(lease.id);
+		berth_lease_clear(&lease);
+	} else if (err->code != BERTH_UNIMPLEMENTED) {
+		return -1;
+	}
 	if (read_archive(&x) < 0)
 		goto out;
 	if (x.has_index)
@@ -748,6 +776,13 @@ int berth_image_import(berth_client *c, const char *ns, const berth_import_opts 
 			goto out;
 	rc = write_records(&x, out, n_out);
 out:
+	if (x.lease) {
+		/* the images reference what stays now; a failed import's blobs are
+		 * garbage.  A lease that cannot be deleted expires. */
+		berth_error e2;
+		berth_lease_delete(c, ns, x.lease, false, &e2);
+		free(x.lease);
+	}
 	if (x.a)
 		archive_read_free(x.a);
 	free(x.inbuf);

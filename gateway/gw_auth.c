@@ -161,7 +161,7 @@ bool gw_method_reads(const char *method)
 {
 	static const char *const reads[] = { "Get",   "List",	 "Info",   "Read",     "Status", "ListStatuses",
 					     "Stat",  "Mounts", "Usage", "Wait",     "Metrics", "ListPids",
-					     "Subscribe", "Health", "Version", "NamespaceUsage" };
+					     "Subscribe", "Health", "Version", "NamespaceUsage", "ListResources" };
 	for (size_t i = 0; i < BT_ARRAY_LEN(reads); i++)
 		if (!strcmp(method, reads[i]))
 			return true;

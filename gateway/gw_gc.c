@@ -28,6 +28,7 @@
 #include "bt_log.h"
 #include "bt_map.h"
 #include "bt_util.h"
+#include "gw_leases.h"
 
 #define GC_TIMEOUT_MS 30000
 #define USAGE_TIMEOUT_MS 5000
@@ -36,11 +37,13 @@ struct gw_gc {
 	const gw_backend_ref *backends;
 	size_t n;
 	char *default_sn;
+	gw_leases *leases;
 };
 
-gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn)
+gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn, gw_leases *leases)
 {
 	gw_gc *g = bt_xzalloc(sizeof(*g));
+	g->leases = leases;
 	g->backends = backends;
 	g->n = n;
 	g->default_sn = bt_xstrdup(default_sn);
@@ -204,8 +207,12 @@ static int mark(collection *c, bt_err *e)
 	berth_image *imgs = NULL;
 	berth_container *ctrs = NULL;
 	size_t n_imgs = 0, n_ctrs = 0;
+	char **lt = NULL, **lid = NULL;
 	int rc = -1;
 
+	/* the leases first: a lease let go after this was replaced by the record it waited for */
+	if (c->g->leases && gw_leases_held(c->g->leases, c->ns, c->t0, &lt, &lid, e) < 0)
+		return -1;
 	berth_client *images = client_for(address_of(c->g, "images"), e);
 	berth_client *tasks = images ? client_for(address_of(c->g, "containers"), e) : NULL;
 	c->content = tasks ? client_for(address_of(c->g, "content"), e) : NULL;
@@ -249,6 +256,12 @@ static int mark(collection *c, bt_err *e)
 	}
 
 	/* roots */
+	for (size_t i = 0; lt && lt[i]; i++) {
+		if (!strcmp(lt[i], "content"))
+			push(c, lid[i]);
+		else if (bt_startswith(lt[i], "snapshots/"))
+			mark_snapshot(c, lt[i] + strlen("snapshots/"), lid[i]);
+	}
 	for (size_t i = 0; i < n_imgs; i++)
 		push(c, imgs[i].target.digest);
 	for (size_t i = 0; i < c->n_blobs; i++)
@@ -267,6 +280,8 @@ static int mark(collection *c, bt_err *e)
 	mark_content(c);
 	rc = 0;
 out:
+	bt_strv_free(lt);
+	bt_strv_free(lid);
 	berth_images_free(imgs, n_imgs);
 	berth_containers_free(ctrs, n_ctrs);
 	berth_client_free(&images);
@@ -377,36 +392,51 @@ static void collection_clear(collection *c)
 	free(c->removed);
 }
 
+/* A collection of c->ns into c->resp (c->removed); logs what it removed. */
+static int collect(collection *c, bt_err *e)
+{
+	int64_t started = bt_mono_ns();
+	int rc;
+
+	berth__gc__v1__collect_response__init(&c->resp);
+	c->t0 = bt_now_ns();
+	rc = check_idle(c, e);
+	if (rc == 0)
+		rc = mark(c, e);
+	if (rc == 0)
+		rc = sweep_content(c, e);
+	for (size_t i = 0; rc == 0 && i < c->n_sets; i++)
+		rc = sweep_snapshots(c, &c->sets[i], e);
+	c->resp.removed = c->removed;
+	c->resp.duration_us = (bt_mono_ns() - started) / 1000;
+	if (rc < 0)
+		bt_log_warn("gc of namespace %s: %s", c->ns, e->msg);
+	else if (!c->dry_run && c->resp.n_removed)
+		bt_log_info("gc of namespace %s: removed %zu objects (%" PRId64 " bytes of content, %" PRId64
+			    " of snapshots) in %" PRId64 " ms",
+			    c->ns, c->resp.n_removed, c->resp.content_bytes, c->resp.snapshot_bytes,
+			    c->resp.duration_us / 1000);
+	return rc;
+}
+
+int gw_gc_run(gw_gc *g, const char *ns, bt_err *e)
+{
+	collection c = { .g = g, .ns = ns };
+	int rc = collect(&c, e);
+	collection_clear(&c);
+	return rc;
+}
+
 static void h_collect(bt_call *call, void *ctx)
 {
 	const Berth__Gc__V1__CollectRequest *q = bt_call_req(call);
 	collection c = { .g = ctx, .ns = bt_call_namespace(call), .dry_run = q->dry_run };
-	int64_t started = bt_mono_ns();
 	bt_err e = { 0 };
-	int rc;
 
-	berth__gc__v1__collect_response__init(&c.resp);
-	c.t0 = bt_now_ns();
-	rc = check_idle(&c, &e);
-	if (rc == 0)
-		rc = mark(&c, &e);
-	if (rc == 0)
-		rc = sweep_content(&c, &e);
-	for (size_t i = 0; rc == 0 && i < c.n_sets; i++)
-		rc = sweep_snapshots(&c, &c.sets[i], &e);
-	if (rc < 0) {
-		bt_log_warn("gc of namespace %s: %s", c.ns, e.msg);
+	if (collect(&c, &e) < 0)
 		bt_call_error(call, &e);
-	} else {
-		c.resp.removed = c.removed;
-		c.resp.duration_us = (bt_mono_ns() - started) / 1000;
-		if (!c.dry_run && c.resp.n_removed)
-			bt_log_info("gc of namespace %s: removed %zu objects (%" PRId64 " bytes of content, %" PRId64
-				    " of snapshots) in %" PRId64 " ms",
-				    c.ns, c.resp.n_removed, c.resp.content_bytes, c.resp.snapshot_bytes,
-				    c.resp.duration_us / 1000);
+	else
 		bt_call_reply(call, &c.resp.base);
-	}
 	collection_clear(&c);
 }
 

@@ -11,12 +11,15 @@
 #include "gw_system.h"
 
 typedef struct gw_gc gw_gc;
+struct gw_leases;
 
 /* backends: the gateway's ("content", "images", "containers",
  * "snapshots/<name>" …), borrowed; default_sn: the snapshotter a container
- * naming none uses. */
-gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn);
+ * naming none uses; leases: whose resources are roots (borrowed). */
+gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn, struct gw_leases *leases);
 void gw_gc_free(gw_gc **g);
 void gw_gc_service(gw_gc *g, bt_service *svc);
+/* One collection of ns (what a synchronous lease Delete runs). */
+int gw_gc_run(gw_gc *g, const char *ns, bt_err *e);
 
 #endif

@@ -17,6 +17,7 @@
 #include "berth/content/v1/content.pb-c.h"
 #include "berth/events/v1/events.pb-c.h"
 #include "berth/gc/v1/gc.pb-c.h"
+#include "berth/leases/v1/leases.pb-c.h"
 #include "berth/images/v1/images.pb-c.h"
 #include "berth/namespaces/v1/namespaces.pb-c.h"
 #include "berth/snapshots/v1/snapshots.pb-c.h"
@@ -31,6 +32,7 @@
 #include "gw_auth.h"
 #include "gw_events.h"
 #include "gw_gc.h"
+#include "gw_leases.h"
 #include "gw_ns.h"
 #include "gw_proxy.h"
 #include "gw_system.h"
@@ -152,11 +154,12 @@ int main(int argc, char **argv)
 	gw_auth *auth = NULL;
 	gw_events *events = NULL;
 	gw_gc *gc = NULL;
+	gw_leases *leases = NULL;
 	_cleanup_free_ char *events_addr = NULL;
 	char secret[BT_KEY_LEN + 1] = "";
 	_cleanup_free_ char *keyfile = NULL;
 	_cleanup_free_ char *state = NULL;
-	bt_service svc, nssvc, evsvc, gcsvc;
+	bt_service svc, nssvc, evsvc, gcsvc, lssvc;
 	pthread_t local_thread;
 	bool local_running = false;
 	bt_err e = { 0 };
@@ -202,9 +205,13 @@ int main(int argc, char **argv)
 	gw_ns_service(nsreg, &nssvc);
 	if ((rc = bt_server_add(local, &nssvc, &e)) < 0)
 		goto out;
-	gc = gw_gc_new(refs, nrefs, bt_config_default_snapshotter(cfg));
+	if ((rc = gw_leases_open(state, &leases, &e)) < 0)
+		goto out;
+	gc = gw_gc_new(refs, nrefs, bt_config_default_snapshotter(cfg), leases);
+	gw_leases_set_gc(leases, gc);
 	gw_gc_service(gc, &gcsvc);
-	if ((rc = bt_server_add(local, &gcsvc, &e)) < 0)
+	gw_leases_service(leases, &lssvc);
+	if ((rc = bt_server_add(local, &gcsvc, &e)) < 0 || (rc = bt_server_add(local, &lssvc, &e)) < 0)
 		goto out;
 	events_addr = bt_events_address(cfg);
 	if ((rc = gw_events_start(events_addr, (size_t)bt_config_int(cfg, "gateway.event_queue"), &events, &e)) < 0)
@@ -265,7 +272,10 @@ int main(int argc, char **argv)
 	if ((rc = gw_proxy_add_route(proxy, &evroute, &e)) < 0)
 		goto out;
 	gw_route gcroute = { .service = "gc", .desc = &berth__gc__v1__gc__descriptor, .address = LOCAL_ENDPOINT };
-	if ((rc = gw_proxy_add_route(proxy, &gcroute, &e)) < 0)
+	gw_route lsroute = { .service = "leases",
+			     .desc = &berth__leases__v1__leases__descriptor,
+			     .address = LOCAL_ENDPOINT };
+	if ((rc = gw_proxy_add_route(proxy, &gcroute, &e)) < 0 || (rc = gw_proxy_add_route(proxy, &lsroute, &e)) < 0)
 		goto out;
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++) {
 		gw_route r = { .service = backends[i].service, .desc = backends[i].desc, .address = addrs[i] };
@@ -301,6 +311,7 @@ out:
 	gw_ns_free(&nsreg);
 	gw_events_free(&events);
 	gw_gc_free(&gc);
+	gw_leases_free(&leases);
 	gw_auth_free(&auth);
 	explicit_bzero(secret, sizeof(secret));
 	for (size_t i = 0; i < BT_ARRAY_LEN(backends); i++)

@@ -232,3 +232,101 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	run $B content info "$d"
 	assert_failure
 }
+
+@test "leases: a lease holds what it names until it is deleted or expires; rm --sync collects at once" {
+	local d1 d2 d3
+	d1=$(echo "held $NS 1" | $B content ingest h1)
+	d2=$(echo "held $NS 2" | $B content ingest h2)
+	d3=$(echo "held $NS 3" | $B content ingest h3)
+	run $B leases create --id keep --label purpose=test
+	assert_success
+	assert_output keep
+	$B leases add keep content "$d1"
+	$B leases add keep content "$d2"
+	# a resource may be named before it exists (a client holds a blob before writing it)
+	$B leases add keep content sha256:0000000000000000000000000000000000000000000000000000000000000000
+	$B leases create --id brief --expires 1s >/dev/null
+	$B leases add brief content "$d3"
+	run $B leases resources keep
+	assert_success
+	assert_output --partial "$d1"
+	run $B leases ls
+	assert_line --regexp "^keep +[0-9T:.Z-]+ +- +purpose=test$"
+	sleep 1.2
+	# brief expired: it holds nothing and goes
+	run $B gc
+	assert_success
+	assert_output --partial "removed 1 blob"
+	assert_output --partial "$d3"
+	run $B leases ls -q
+	assert_output keep
+	$B leases del keep content "$d2"
+	run $B gc
+	assert_output --partial "$d2"
+	run $B leases rm --sync keep
+	assert_success
+	run $B content info "$d1"
+	assert_failure
+	run $B leases ls -q
+	assert_output ""
+}
+
+@test "leases: bad input gets a clear error and changes nothing" {
+	run $B leases create --id "bad id"
+	assert_failure 1
+	assert_output --partial "invalid"
+	run $B leases create --id dup
+	assert_success
+	run $B leases create --id dup
+	assert_failure 1
+	assert_output --partial "already exists"
+	run $B leases create --expires soon
+	assert_failure 2
+	run $B leases add dup nonsense x
+	assert_failure 1
+	assert_output --partial "expected content, ingests, images or snapshots/<snapshotter>"
+	run $B leases add nosuch content sha256:00
+	assert_failure 1
+	assert_output --partial "lease nosuch: not found"
+	run $B leases rm nosuch
+	assert_failure 1
+	assert_output --partial "not found"
+	# another namespace sees none of this one's leases
+	run berth -n "${NS}b" leases ls -q
+	assert_output ""
+	run berth -n "${NS}b" leases rm dup
+	assert_failure 1
+	run $B leases ls -q
+	assert_output dup
+	$B leases rm dup
+}
+
+@test "an import holds its blobs with a lease while it runs, and lets go after" {
+	# the archive's blobs come first; its index.json last: the import stops for
+	# 3 s before the end, with every blob stored and none referenced yet
+	local size=$(stat -c %s "$FX/base.tar")
+	{
+		head -c $((size - 3072)) "$FX/base.tar"
+		sleep 3
+		tail -c 3072 "$FX/base.tar"
+	} | $B images import - >"$BATS_TEST_TMPDIR/import" 2>&1 &
+	local imp=$! i
+	for i in $(seq 100); do
+		[ "$(count content ls)" -ge 3 ] && break
+		sleep 0.05
+	done
+	[ "$(count content ls)" -ge 3 ]
+	run $B leases ls -q
+	assert_output --regexp '^[0-9a-f]+$'
+	run $B gc
+	assert_success
+	assert_output --partial "removed 0 blobs"
+	wait "$imp" || { cat "$BATS_TEST_TMPDIR/import"; false; }
+	# its lease is gone; the image holds the blobs now
+	run $B leases ls -q
+	assert_output ""
+	run $B gc
+	assert_output --partial "removed 0 blobs"
+	run $B run --rm example.org/gc/base:v1 i1 echo imported
+	assert_output imported
+}

@@ -303,6 +303,41 @@ void berth_gc_report_clear(berth_gc_report *r);
  * UNAVAILABLE while the image service transfers into the namespace. */
 int berth_gc_collect(berth_client *c, const char *ns, bool dry_run, berth_gc_report *out, berth_error *err);
 
+/* --- leases ---------------------------------------------------------------- */
+/* A lease holds resources against garbage collection (docs/gc.md). */
+typedef struct berth_lease {
+	char *id;
+	int64_t created_at;
+	int64_t expires_at; /* 0: never */
+	size_t n_labels;
+	berth_label *labels;
+} berth_lease;
+
+/* type: "content" (id: digest), "ingests" (id: ref), "images" (id: name),
+ * "snapshots/<snapshotter>" (id: key). */
+typedef struct berth_lease_resource {
+	char *type;
+	char *id;
+} berth_lease_resource;
+
+void berth_lease_clear(berth_lease *l);
+void berth_leases_free(berth_lease *v, size_t n);
+void berth_lease_resources_free(berth_lease_resource *v, size_t n);
+/* id NULL or "": a random one.  expire_after_ms 0: none.  out may be NULL. */
+int berth_lease_create(berth_client *c, const char *ns, const char *id, const berth_label *labels, size_t n_labels,
+		       int64_t expire_after_ms, berth_lease *out, berth_error *err);
+/* filters on id, labels.KEY; NULL/0 for all. */
+int berth_lease_list(berth_client *c, const char *ns, const char *const *filters, size_t n_filters,
+		     berth_lease **out, size_t *n_out, berth_error *err);
+/* sync: a collection of the namespace runs before the answer. */
+int berth_lease_delete(berth_client *c, const char *ns, const char *id, bool sync, berth_error *err);
+int berth_lease_add_resource(berth_client *c, const char *ns, const char *id, const char *type, const char *rid,
+			     berth_error *err);
+int berth_lease_delete_resource(berth_client *c, const char *ns, const char *id, const char *type, const char *rid,
+				berth_error *err);
+int berth_lease_list_resources(berth_client *c, const char *ns, const char *id, berth_lease_resource **out,
+			       size_t *n_out, berth_error *err);
+
 /* --- namespaces ------------------------------------------------------------ */
 /* The gateway's registry.  A namespace also comes into being by its first
  * write in any service. */
