@@ -19,6 +19,8 @@
 #include "gw_gc.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <time.h>
 #include <string.h>
 
 #include "berth/berth.h"
@@ -38,6 +40,13 @@ struct gw_gc {
 	size_t n;
 	char *default_sn;
 	gw_leases *leases;
+	/* the scheduler */
+	int64_t delay_ms;
+	pthread_t thread;
+	bool started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bt_map *due; /* namespace → due time (bt_mono_ns), boxed */
 };
 
 gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn, gw_leases *leases)
@@ -47,6 +56,9 @@ gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_s
 	g->backends = backends;
 	g->n = n;
 	g->default_sn = bt_xstrdup(default_sn);
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->due = bt_map_new();
 	return g;
 }
 
@@ -55,6 +67,23 @@ void gw_gc_free(gw_gc **gp)
 	gw_gc *g = *gp;
 	if (!g)
 		return;
+	if (g->started) {
+		pthread_mutex_lock(&g->mu);
+		g->stop = true;
+		pthread_cond_broadcast(&g->cv);
+		pthread_mutex_unlock(&g->mu);
+		pthread_join(g->thread, NULL);
+	}
+	bt_map_iter it;
+	const void *k;
+	size_t kl;
+	void *v;
+	bt_map_iter_init(&it, g->due);
+	while (bt_map_iter_next(&it, &k, &kl, &v))
+		free(v);
+	bt_map_free(&g->due);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
 	free(g->default_sn);
 	free(g);
 	*gp = NULL;
@@ -438,6 +467,103 @@ static void h_collect(bt_call *call, void *ctx)
 	else
 		bt_call_reply(call, &c.resp.base);
 	collection_clear(&c);
+}
+
+/* --- scheduling ------------------------------------------------------------------------- */
+
+#define BUSY_RETRY_MS 2000
+
+/* Caller holds mu.  A namespace already due keeps its (earlier) time. */
+static void due_at(gw_gc *g, const char *ns, int64_t when)
+{
+	int64_t *t = bt_map_sget(g->due, ns);
+	if (t) {
+		if (when < *t)
+			*t = when;
+		return;
+	}
+	t = bt_xcalloc(1, sizeof(*t));
+	*t = when;
+	bt_map_sput(g->due, ns, t);
+	pthread_cond_broadcast(&g->cv);
+}
+
+void gw_gc_schedule(gw_gc *g, const char *ns)
+{
+	if (!g || !g->started)
+		return;
+	pthread_mutex_lock(&g->mu);
+	due_at(g, ns, bt_mono_ns() + g->delay_ms * 1000000);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* The namespace due first, taken out of the table (caller holds mu); NULL
+ * when none is due yet (*wait_ns: until the first one is, or -1). */
+static char *take_due(gw_gc *g, int64_t now, int64_t *wait_ns)
+{
+	bt_map_iter it;
+	const void *k;
+	size_t kl;
+	void *v;
+	char *best = NULL;
+	int64_t first = -1;
+
+	bt_map_iter_init(&it, g->due);
+	while (bt_map_iter_next(&it, &k, &kl, &v)) {
+		int64_t t = *(int64_t *)v;
+		if (t <= now && !best)
+			best = bt_xstrndup(k, kl);
+		if (first < 0 || t < first)
+			first = t;
+	}
+	if (best)
+		free(bt_map_sdel(g->due, best));
+	*wait_ns = first < 0 ? -1 : first - now;
+	return best;
+}
+
+static void *scheduler_main(void *arg)
+{
+	gw_gc *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	while (!g->stop) {
+		int64_t wait_ns;
+		char *ns = take_due(g, bt_mono_ns(), &wait_ns);
+		if (!ns) {
+			if (wait_ns < 0) {
+				pthread_cond_wait(&g->cv, &g->mu);
+			} else {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + wait_ns;
+				ts.tv_sec = at / 1000000000;
+				ts.tv_nsec = at % 1000000000;
+				pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+			}
+			continue;
+		}
+		pthread_mutex_unlock(&g->mu);
+		bt_err e = { 0 };
+		int rc = gw_gc_run(g, ns, &e);
+		pthread_mutex_lock(&g->mu);
+		if (rc < 0 && e.code == BT_UNAVAILABLE && !g->stop)
+			due_at(g, ns, bt_mono_ns() + (int64_t)BUSY_RETRY_MS * 1000000);
+		free(ns);
+	}
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+int gw_gc_start(gw_gc *g, int64_t delay_ms, bt_err *e)
+{
+	if (delay_ms <= 0)
+		return 0;
+	g->delay_ms = delay_ms;
+	if (pthread_create(&g->thread, NULL, scheduler_main, g) != 0)
+		return bt_err_set(e, BT_INTERNAL, "cannot start the gc scheduler thread");
+	g->started = true;
+	return 0;
 }
 
 static const bt_method methods[] = {

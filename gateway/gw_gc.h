@@ -19,6 +19,11 @@ struct gw_leases;
 gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_sn, struct gw_leases *leases);
 void gw_gc_free(gw_gc **g);
 void gw_gc_service(gw_gc *g, bt_service *svc);
+/* Collections after deletions: gw_gc_schedule(ns) runs one of ns delay_ms
+ * later (further calls meanwhile join it); a collection refused because
+ * transfers run is tried again later.  delay_ms 0: scheduling does nothing. */
+int gw_gc_start(gw_gc *g, int64_t delay_ms, bt_err *e);
+void gw_gc_schedule(gw_gc *g, const char *ns);
 /* One collection of ns (what a synchronous lease Delete runs). */
 int gw_gc_run(gw_gc *g, const char *ns, bt_err *e);
 

@@ -80,9 +80,19 @@ static int load_key(const bt_config *cfg, const char *state, char secret[BT_KEY_
 	return bt_key_read(*path, secret, e);
 }
 
+/* What the forwarding loop tells about each request naming a namespace. */
+typedef struct ns_hooks {
+	gw_ns *reg;
+	gw_gc *gc;
+} ns_hooks;
+
 static void touch_namespace(void *arg, const char *ns, const char *method)
 {
-	gw_ns_touch(arg, ns, method);
+	ns_hooks *h = arg;
+	gw_ns_touch(h->reg, ns, method);
+	/* a deletion may leave garbage: a collection follows (when configured) */
+	if (!strcmp(method, "Delete") || !strcmp(method, "Remove"))
+		gw_gc_schedule(h->gc, ns);
 }
 
 /* Socket activation (berth-gatewayd.socket): the listening socket systemd
@@ -209,6 +219,8 @@ int main(int argc, char **argv)
 		goto out;
 	gc = gw_gc_new(refs, nrefs, bt_config_default_snapshotter(cfg), leases);
 	gw_leases_set_gc(leases, gc);
+	if ((rc = gw_gc_start(gc, bt_config_duration_ms(cfg, "gc.delay"), &e)) < 0)
+		goto out;
 	gw_gc_service(gc, &gcsvc);
 	gw_leases_service(leases, &lssvc);
 	if ((rc = bt_server_add(local, &gcsvc, &e)) < 0 || (rc = bt_server_add(local, &lssvc, &e)) < 0)
@@ -234,6 +246,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (listen_fd > 0)
 		bt_log_info("socket activation: serving %s on the socket from systemd", pub);
+	ns_hooks hooks = { .reg = nsreg, .gc = gc };
 	unsigned long mode = strtoul(bt_config_str(cfg, "gateway.socket_mode"), NULL, 8);
 	gw_proxy_opts po = {
 		.public_address = pub,
@@ -243,7 +256,7 @@ int main(int argc, char **argv)
 		.max_in_flight = (int)bt_config_int(cfg, "gateway.max_in_flight"),
 		.connect_grace_ms = bt_config_duration_ms(cfg, "gateway.connect_grace"),
 		.on_namespace = touch_namespace,
-		.on_namespace_arg = nsreg,
+		.on_namespace_arg = &hooks,
 		.tcp_address = tcp,
 		.secret_key = secret,
 		.auth = auth,

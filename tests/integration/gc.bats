@@ -51,6 +51,10 @@ setup() {
 teardown() {
 	[ -z "${BATS_TEST_COMPLETED:-}" ] && dump_logs
 	rm -f "$PROXY/rules"
+	if [ -s "$BERTH_CONFIG" ]; then # a test that changed the configuration failed half-way
+		: >"$BERTH_CONFIG"
+		berth-dev restart berth-gatewayd >/dev/null
+	fi
 	local id
 	for id in $($B tasks ls -q 2>/dev/null); do $B tasks rm -f "$id" >/dev/null 2>&1 || true; done
 	for id in $($B containers ls -q 2>/dev/null); do $B containers rm "$id" >/dev/null 2>&1 || true; done
@@ -329,4 +333,28 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	assert_output --partial "removed 0 blobs"
 	run $B run --rm example.org/gc/base:v1 i1 echo imported
 	assert_output imported
+}
+
+@test "with gc.delay set, a deletion brings a collection of its namespace by itself" {
+	# this file's suite collects on demand; the gateway restarts with a delay
+	printf '[gc]\ndelay = "300ms"\n' >"$BERTH_CONFIG"
+	berth-dev restart berth-gatewayd >/dev/null
+	local keep d
+	$B images import "$FX/base.tar" >/dev/null
+	d=$(echo "garbage of $NS" | $B content ingest a1)
+	keep=$(echo "of ${NS}b" | berth -n "${NS}b" content ingest a2)
+	$B images rm example.org/gc/base:v1
+	local i
+	for i in $(seq 100); do
+		[ "$(count content ls)" -eq 0 ] && [ "$(count snapshots ls)" -eq 0 ] && break
+		sleep 0.1
+	done
+	[ "$(count content ls)" -eq 0 ]
+	[ "$(count snapshots ls)" -eq 0 ]
+	grep -q "gc of namespace $NS: removed 5 objects" "$BERTH_RUN/dev/berth-gatewayd.log"
+	# another namespace is untouched
+	run berth -n "${NS}b" content info "$keep"
+	assert_success
+	: >"$BERTH_CONFIG"
+	berth-dev restart berth-gatewayd >/dev/null
 }
