@@ -276,8 +276,12 @@ echo "| what the exec's CLI reported | execs |"
 echo "| --- | --- |"
 for k in "${!E[@]}"; do echo "| $k | ${E[$k]} |"; done | sort
 echo
-total=0
-for k in "${!E[@]}"; do case $k in "no "*) ;; *) total=$((total + E[$k])) ;; esac; done
-echo "Statuses reported: **$total / $EXECS**; the task afterwards: **$status**; \`tasks rm\`: $rm_out."
+total=0 codes=0
+for k in "${!E[@]}"; do
+	case $k in "no "*) ;; *) total=$((total + E[$k])) ;; esac
+	case $k in "exit 3 "* | "exit 137 "*) codes=$((codes + E[$k])) ;; esac
+done
+echo "CLIs that answered: **$total / $EXECS**, $codes of them with the exec's exit code, $((total - codes)) with an error;"
+echo "the task afterwards: **$status**; \`tasks rm\`: $rm_out."
 echo "Forking the $EXECS CLIs (each then waiting at the gate) took $(awk -v a="$tl" -v b="$t0" 'BEGIN { printf "%.1f", (b - a) / 1e6 }') s."
 echo "Wall time from the gate's opening: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }') s to the last answer, $(awk -v a="$tk" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }') s from the kill to the last answer."
