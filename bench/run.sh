@@ -3,7 +3,7 @@
 # results as markdown for docs/benchmarks.md.  Benchmarks are not tests: they
 # measure, side by side in one run, berth and the floors it is compared with.
 #
-#   BUILD=build bench/run.sh [NAME...]     e.g. bench/run.sh rpc content
+#   BUILD=build bench/run.sh [NAME...]     e.g. bench/run.sh rpc content, bench/run.sh tasks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD=${BUILD:-build}

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -849,11 +850,44 @@ static int start_shim(task_env *env, task *t, bt_err *e)
 	return 0;
 }
 
-/* Waits (bounded) for a shim process to go, then kills it. */
+/* Whether process PID has exited (a zombie counts: its parent, not us, reaps it). */
+static bool pid_exited(pid_t pid)
+{
+	int pfd = pidfd_open(pid, 0);
+	if (pfd < 0)
+		return errno == ESRCH || kill(pid, 0) < 0;
+	struct pollfd p = { .fd = pfd, .events = POLLIN };
+	bool gone = poll(&p, 1, 0) > 0;
+	close(pfd);
+	return gone;
+}
+
+/* Waits (bounded) for a shim process to go, then kills it.  The shim is not
+ * our child (double fork): its parent is init or a subreaper, which may reap
+ * it long after it exited, and kill(pid, 0) succeeds on a zombie.  A pidfd
+ * becomes readable at the exit itself. */
 static void reap_shim(pid_t pid)
 {
 	if (pid <= 0)
 		return;
+	int pfd = pidfd_open(pid, 0);
+	if (pfd >= 0) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		int r;
+		do
+			r = poll(&p, 1, 2000);
+		while (r < 0 && errno == EINTR);
+		close(pfd);
+		if (r > 0)
+			return;
+		if (r == 0) {
+			bt_log_warn("shim %d did not exit after Shutdown: killing it", (int)pid);
+			kill(pid, SIGKILL);
+			return;
+		}
+	} else if (errno == ESRCH) {
+		return;
+	}
 	for (int i = 0; i < 100; i++) {
 		if (kill(pid, 0) < 0)
 			return;
@@ -998,7 +1032,7 @@ int task_delete(task_env *env, const char *ns, const char *id, int64_t timeout_m
 		if (shim_call_path(t->sock, t->ns, t->id, "Delete", &req.base,
 				   &berth__shim__v1__delete_response__descriptor, timeout_ms, (ProtobufCMessage **)&r,
 				   e) < 0) {
-			bool dead = e->code == BT_UNAVAILABLE && (t->shim_pid <= 0 || kill(t->shim_pid, 0) < 0);
+			bool dead = e->code == BT_UNAVAILABLE && (t->shim_pid <= 0 || pid_exited(t->shim_pid));
 			if (!dead) {
 				pthread_mutex_lock(&env->mu);
 				t->deleting = false;
