@@ -3,6 +3,7 @@
 # side by side in one run:
 #
 #   lifecycle  busybox /bin/true, N times each, the variants interleaved:
+#              berth run --rm (runc, crun): one CLI process, as ctr run;
 #              berth (runc, then crun): containers create + tasks start
 #              (attached: start, wait, task delete) + containers rm, through
 #              the gateway with the CLI; bare `runc run` and `crun run` of a
@@ -106,6 +107,10 @@ berth_once() { # RUNTIME ID
 	$B containers create --runtime "$1" --spec "$fx/true.json" example.org/bb:v1 "$2" &&
 		$B tasks start --null-io "$2" && $B containers rm "$2"
 }
+# berth run --rm: one CLI process, the spec built from the image (as ctr run)
+run_once() { # RUNTIME ID
+	$B run --rm --null-io --runtime "$1" example.org/bb:v1 "$2" /bin/true
+}
 bare_once() { # RUNTIME ID
 	"$1" --root "$BENCH_DIR/$1" run --bundle "$bundle" "$2" </dev/null
 }
@@ -124,7 +129,7 @@ split_once() { # RUNTIME ID
 # what three CLI calls cost by themselves: start, connect, one round trip
 cli3() { $B containers ls -q && $B containers ls -q && $B containers ls -q; }
 bare_ids=(bench-bare)
-variants=(berth-runc berth-crun runc crun runc-split crun-split containerd cli3)
+variants=(berth-runc berth-crun run-runc run-crun runc crun runc-split crun-split containerd cli3)
 # one warm-up round each, not counted
 berth_once runc warm-r >/dev/null && berth_once crun warm-c >/dev/null &&
 	bare_once runc bench-bare && bare_once crun bench-bare && ctr_once warm-ctr >/dev/null
@@ -134,6 +139,8 @@ for i in $(seq "$N"); do
 		case $v in
 		berth-runc) timed berth_once runc "r$i" ;;
 		berth-crun) timed berth_once crun "c$i" ;;
+		run-runc) timed run_once runc "rr$i" ;;
+		run-crun) timed run_once crun "rc$i" ;;
 		runc | crun) timed bare_once "$v" bench-bare ;;
 		runc-split | crun-split) timed split_once "${v%-split}" bench-bare ;;
 		containerd) timed ctr_once "t$i" ;;
@@ -247,6 +254,8 @@ echo "| --- | --- | --- | --- |"
 row() { echo "| $1 | ${MED[$2]} | ${P90[$2]} | $3 |"; }
 row "berth, runc: containers create + tasks start (attached) + containers rm, CLI through the gateway" berth-runc "–"
 row "berth, crun: the same with --runtime crun" berth-crun "–"
+row "berth run --rm, runc (one CLI process; the spec from the image, as ctr run)" run-runc "$(ratio "${MED[run-runc]}" "${MED[runc]}")× runc run"
+row "berth run --rm, crun" run-crun "$(ratio "${MED[run-crun]}" "${MED[crun]}")× crun run"
 row "bare \`runc run\` of the prepared bundle" runc "$(ratio "${MED[berth-runc]}" "${MED[runc]}")× (berth-runc)"
 row "bare \`crun run\` of the prepared bundle" crun "$(ratio "${MED[berth-crun]}" "${MED[crun]}")× (berth-crun)"
 row "bare \`runc create\`, \`start\`, wait, \`delete\` (the calls berth's shim makes)" runc-split "$(ratio "${MED[berth-runc]}" "${MED[runc-split]}")× (berth-runc)"
@@ -255,6 +264,7 @@ row "\`ctr run --rm\`, containerd $(containerd --version | awk '{print $3}'), ru
 row "three \`berth containers ls -q\` (the fixed cost of berth's three CLI calls)" cli3 "–"
 echo
 echo "berth-runc / runc: **$(ratio "${MED[berth-runc]}" "${MED[runc]}")×**, berth-crun / crun: **$(ratio "${MED[berth-crun]}" "${MED[crun]}")×** (target ≤ 1.2×);"
+echo "berth run --rm / runc run: **$(ratio "${MED[run-runc]}" "${MED[runc]}")×**, with crun: **$(ratio "${MED[run-crun]}" "${MED[crun]}")×**; berth run --rm (runc) / ctr run --rm: **$(ratio "${MED[run-runc]}" "${MED[containerd]}")×**."
 echo "berth-runc / crun: $(ratio "${MED[berth-runc]}" "${MED[crun]}")×; berth-runc / containerd: **$(ratio "${MED[berth-runc]}" "${MED[containerd]}")×**."
 less() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 echo "Without the CLI's fixed cost (berth − three \`ls\`): berth-runc / runc $(ratio "$(less "${MED[berth-runc]}" "${MED[cli3]}")" "${MED[runc]}")×, berth-crun / crun $(ratio "$(less "${MED[berth-crun]}" "${MED[cli3]}")" "${MED[crun]}")×."

@@ -395,6 +395,25 @@ int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out)
 	return 0;
 }
 
+int cli_list_opt(void *arg, int idx, const char *val)
+{
+	cli_list_args *a = arg;
+	if (idx == 0)
+		a->quiet = true;
+	else if (idx == 1)
+		return cli_parse_format(a->ctx, val, &a->fmt);
+	return 0;
+}
+
+int cli_label_push(const char *val, berth_label **l, size_t *n)
+{
+	*l = bt_xrealloc(*l, (*n + 1) * sizeof(**l));
+	if (cli_parse_label(val, &(*l)[*n]) < 0)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
 int cli_no_opts(void *arg, int idx, const char *val)
 {
 	(void)arg;

@@ -105,6 +105,19 @@ json_t *cli_labels_json(const berth_label *l, size_t n);
 typedef enum { CLI_FMT_TABLE, CLI_FMT_JSON } cli_format;
 int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out);
 
+/* What a listing's options (-q, --format) gather: an option table
+ * CLI_LIST_OPTS("print only the ids") with the handler cli_list_opt. */
+typedef struct cli_list_args {
+	bool quiet;
+	cli_format fmt;
+	cli_ctx *ctx;
+} cli_list_args;
+#define CLI_LIST_OPTS(quiet_help)                                                                                 \
+	{ { "quiet", 'q', NULL, quiet_help }, { "format", 0, "FORMAT", "table (default) or json" }, { NULL, 0, NULL, NULL } }
+int cli_list_opt(void *arg, int idx, const char *val);
+/* Appends the value of a KEY=VALUE option to *l; -1 when it is not one. */
+int cli_label_push(const char *val, berth_label **l, size_t *n);
+
 /* main() of a per-service debug CLI (berth-content, berth-snapshot, …):
  * takes -a/--address (default: the service's configured socket),
  * -n/--namespace and --help, then hands the rest to group(ctx, argc, argv)

@@ -37,10 +37,8 @@ static int create_opt(void *arg, int idx, const char *val)
 	case 2: a->root = val; break;
 	case 3: a->snapshotter = val; break;
 	case 4:
-		a->labels = bt_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
-		if (cli_parse_label(val, &a->labels[a->n_labels]) < 0)
+		if (cli_label_push(val, &a->labels, &a->n_labels) < 0)
 			return cli_usage_error(a->ctx, "containers create", "--label %s: expected KEY=VALUE", val), -2;
-		a->n_labels++;
 		break;
 	case 5: a->spec = val; break;
 	}
@@ -133,27 +131,7 @@ out:
 	return rc;
 }
 
-typedef struct ls_args {
-	bool quiet;
-	cli_format fmt;
-	cli_ctx *ctx;
-} ls_args;
-
-static const cli_opt ls_opts[] = {
-	{ "quiet", 'q', NULL, "print only the ids" },
-	{ "format", 0, "FORMAT", "table (default) or json" },
-	{ NULL, 0, NULL, NULL },
-};
-
-static int ls_opt(void *arg, int idx, const char *val)
-{
-	ls_args *a = arg;
-	if (idx == 0)
-		a->quiet = true;
-	else if (idx == 1)
-		return cli_parse_format(a->ctx, val, &a->fmt);
-	return 0;
-}
+static const cli_opt ls_opts[] = CLI_LIST_OPTS("print only the ids");
 
 static json_t *ctr_json(const berth_container *c)
 {
@@ -178,13 +156,13 @@ static json_t *ctr_json(const berth_container *c)
 
 static int containers_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	ls_args a = { .ctx = ctx };
+	cli_list_args a = { .ctx = ctx };
 	berth_container *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "containers ls", "[OPTIONS] [FILTER...]",
 			      "List containers (filters: id, image, snapshotter, snapshot_key, runtime.name, labels.KEY).",
-			      ls_opts, argc, argv, ls_opt, &a);
+			      ls_opts, argc, argv, cli_list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);

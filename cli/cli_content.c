@@ -27,37 +27,17 @@ static json_t *info_json(const berth_content_info *i)
 
 /* --- ls ------------------------------------------------------------------------ */
 
-typedef struct ls_args {
-	bool quiet;
-	cli_format fmt;
-	cli_ctx *ctx;
-} ls_args;
-
-static int ls_opt(void *arg, int idx, const char *val)
-{
-	ls_args *a = arg;
-	if (idx == 0)
-		a->quiet = true;
-	else if (idx == 1)
-		return cli_parse_format(a->ctx, val, &a->fmt);
-	return 0;
-}
-
-static const cli_opt ls_opts[] = {
-	{ "quiet", 'q', NULL, "print only the digests" },
-	{ "format", 0, "FORMAT", "table (default) or json" },
-	{ NULL, 0, NULL, NULL },
-};
+static const cli_opt ls_opts[] = CLI_LIST_OPTS("print only the digests");
 
 static int content_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	ls_args a = { .ctx = ctx };
+	cli_list_args a = { .ctx = ctx };
 	berth_content_info *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "content ls", "[OPTIONS] [FILTER...]",
 			      "List blobs of the namespace (filters: digest, size, labels.KEY; ==, !=, ~=).", ls_opts,
-			      argc, argv, ls_opt, &a);
+			      argc, argv, cli_list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);
@@ -164,11 +144,7 @@ static int ingest_opt(void *arg, int idx, const char *val)
 		a->size = (int64_t)n;
 		return 0;
 	case 2:
-		a->labels = bt_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
-		if (cli_parse_label(val, &a->labels[a->n_labels]) < 0)
-			return -1;
-		a->n_labels++;
-		return 0;
+		return cli_label_push(val, &a->labels, &a->n_labels);
 	case 3:
 		if (bt_parse_duration_ms(val, &ms) < 0)
 			return -1;
@@ -284,12 +260,12 @@ static int content_rm(cli_ctx *ctx, int argc, char **argv)
 
 static int content_active(cli_ctx *ctx, int argc, char **argv)
 {
-	ls_args a = { .ctx = ctx };
+	cli_list_args a = { .ctx = ctx };
 	berth_ingest_status *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "content active", "[OPTIONS] [FILTER...]",
-			      "List ingests in progress (filters: ref, expected).", ls_opts, argc, argv, ls_opt, &a);
+			      "List ingests in progress (filters: ref, expected).", ls_opts, argc, argv, cli_list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);

@@ -69,11 +69,7 @@ static int xfer_opt(void *arg, int idx, const char *val)
 		a->no_unpack = true;
 		return 0;
 	case O_LABEL:
-		a->labels = bt_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
-		if (cli_parse_label(val, &a->labels[a->n_labels]) < 0)
-			return -1;
-		a->n_labels++;
-		return 0;
+		return cli_label_push(val, &a->labels, &a->n_labels);
 	case O_ALL:
 		a->all_platforms = true;
 		return 0;
@@ -198,27 +194,7 @@ static int images_push(cli_ctx *ctx, int argc, char **argv)
 
 /* --- ls / check / inspect ------------------------------------------------------------- */
 
-typedef struct ls_args {
-	bool quiet;
-	cli_format fmt;
-	cli_ctx *ctx;
-} ls_args;
-
-static int ls_opt(void *arg, int idx, const char *val)
-{
-	ls_args *a = arg;
-	if (idx == 0)
-		a->quiet = true;
-	else if (idx == 1)
-		return cli_parse_format(a->ctx, val, &a->fmt);
-	return 0;
-}
-
-static const cli_opt ls_opts[] = {
-	{ "quiet", 'q', NULL, "print only the names" },
-	{ "format", 0, "FORMAT", "table (default) or json" },
-	{ NULL, 0, NULL, NULL },
-};
+static const cli_opt ls_opts[] = CLI_LIST_OPTS("print only the names");
 
 static json_t *image_json(const berth_image *i, const berth_image_report *r)
 {
@@ -254,13 +230,13 @@ static char *platforms_str(const berth_image_report *r)
 
 static int images_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	ls_args a = { .ctx = ctx };
+	cli_list_args a = { .ctx = ctx };
 	berth_image *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "images ls", "[OPTIONS] [FILTER...]",
 			      "List images (filters: name, target.digest, target.media_type, labels.KEY).", ls_opts, argc,
-			      argv, ls_opt, &a);
+			      argv, cli_list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);

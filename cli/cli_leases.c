@@ -36,10 +36,8 @@ static int create_opt(void *arg, int idx, const char *val)
 					       val),
 			       -2;
 	} else if (idx == 2) {
-		a->labels = bt_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
-		if (cli_parse_label(val, &a->labels[a->n_labels]) < 0)
+		if (cli_label_push(val, &a->labels, &a->n_labels) < 0)
 			return cli_usage_error(a->ctx, "leases create", "--label %s: expected KEY=VALUE", val), -2;
-		a->n_labels++;
 	}
 	return 0;
 }
@@ -75,34 +73,16 @@ out:
 	return rc;
 }
 
-typedef struct ls_args {
-	bool quiet;
-	cli_format fmt;
-	cli_ctx *ctx;
-} ls_args;
-
-static int ls_opt(void *arg, int idx, const char *val)
-{
-	ls_args *a = arg;
-	if (idx == 0)
-		a->quiet = true;
-	else
-		return cli_parse_format(a->ctx, val, &a->fmt);
-	return 0;
-}
-
 static int leases_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	static const cli_opt opts[] = { { "quiet", 'q', NULL, "print only the ids" },
-					{ "format", 0, "FORMAT", "table (default) or json" },
-					{ NULL, 0, NULL, NULL } };
-	ls_args a = { .ctx = ctx };
+	static const cli_opt opts[] = CLI_LIST_OPTS("print only the ids");
+	cli_list_args a = { .ctx = ctx };
 	berth_lease *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	char t1[48], t2[48];
 	int first = cli_parse(ctx, "leases ls", "[OPTIONS] [FILTER...]", "List leases (filters: id, labels.KEY).", opts,
-			      argc, argv, ls_opt, &a);
+			      argc, argv, cli_list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);

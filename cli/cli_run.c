@@ -58,10 +58,8 @@ static int run_opt(void *arg, int idx, const char *val)
 		a->binary = val;
 		break;
 	case R_LABEL:
-		a->labels = bt_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
-		if (cli_parse_label(val, &a->labels[a->n_labels]) < 0)
+		if (cli_label_push(val, &a->labels, &a->n_labels) < 0)
 			return cli_usage_error(a->ctx, "run", "--label %s: expected KEY=VALUE", val), -2;
-		a->n_labels++;
 		break;
 	case R_NULL_IO:
 		a->null_io = true;

@@ -318,37 +318,17 @@ static int snap_rm(cli_ctx *ctx, int argc, char **argv)
 
 /* --- ls -------------------------------------------------------------------------------- */
 
-typedef struct ls_args {
-	bool quiet;
-	cli_format fmt;
-	cli_ctx *ctx;
-} ls_args;
-
-static int ls_opt(void *arg, int idx, const char *val)
-{
-	ls_args *a = arg;
-	if (idx == 0)
-		a->quiet = true;
-	else if (idx == 1)
-		return cli_parse_format(a->ctx, val, &a->fmt);
-	return 0;
-}
-
-static const cli_opt ls_opts[] = {
-	{ "quiet", 'q', NULL, "print only the keys" },
-	{ "format", 0, "FORMAT", "table (default) or json" },
-	{ NULL, 0, NULL, NULL },
-};
+static const cli_opt ls_opts[] = CLI_LIST_OPTS("print only the keys");
 
 static int snap_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	ls_args a = { .ctx = ctx };
+	cli_list_args a = { .ctx = ctx };
 	berth_snapshot_info *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "snapshots ls", "[OPTIONS] [FILTER...]",
 			      "List snapshots (filters: name, parent, kind, labels.KEY; ==, !=, ~=).", ls_opts, argc, argv,
-			      ls_opt, &a);
+			      cli_list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);

@@ -299,58 +299,44 @@ static void h_delete(bt_call *call, void *ctx)
 		bt_call_reply(call, &resp.base);
 }
 
-static void h_add_resource(bt_call *call, void *ctx)
+/* AddResource and DeleteResource: one statement on (lease, type, id); their
+ * requests carry the same fields. */
+static void edit_resource(bt_call *call, gw_leases *l, const char *lease, const Berth__Leases__V1__Resource *r,
+			  const char *sql, const ProtobufCMessage *resp)
 {
-	gw_leases *l = ctx;
-	const Berth__Leases__V1__AddResourceRequest *q = bt_call_req(call);
-	Berth__Leases__V1__AddResourceResponse resp = BERTH__LEASES__V1__ADD_RESOURCE_RESPONSE__INIT;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	bt_err e = { 0 };
-	int rc = resource_validate(q->resource, &e);
+	int rc = resource_validate(r, &e);
 
 	if (rc == 0) {
 		bt_db_lock(l->db);
-		int64_t row = must_row(l, bt_call_namespace(call), q->id, &e);
-		if (row < 0 ||
-		    bt_db_prepare(l->db, "INSERT OR IGNORE INTO lease_resources (owner, type, rid) VALUES (?, ?, ?)", &st,
-				  &e) < 0 ||
-		    bt_db_bind_int64(l->db, st, 1, row, &e) < 0 ||
-		    bt_db_bind_text(l->db, st, 2, q->resource->type, &e) < 0 ||
-		    bt_db_bind_text(l->db, st, 3, q->resource->id, &e) < 0 || bt_db_step_done(l->db, st, &e) < 0)
+		int64_t row = must_row(l, bt_call_namespace(call), lease, &e);
+		if (row < 0 || bt_db_prepare(l->db, sql, &st, &e) < 0 || bt_db_bind_int64(l->db, st, 1, row, &e) < 0 ||
+		    bt_db_bind_text(l->db, st, 2, r->type, &e) < 0 || bt_db_bind_text(l->db, st, 3, r->id, &e) < 0 ||
+		    bt_db_step_done(l->db, st, &e) < 0)
 			rc = -1;
 		bt_db_unlock(l->db);
 	}
 	if (rc < 0)
 		bt_call_error(call, &e);
 	else
-		bt_call_reply(call, &resp.base);
+		bt_call_reply(call, resp);
+}
+
+static void h_add_resource(bt_call *call, void *ctx)
+{
+	const Berth__Leases__V1__AddResourceRequest *q = bt_call_req(call);
+	Berth__Leases__V1__AddResourceResponse resp = BERTH__LEASES__V1__ADD_RESOURCE_RESPONSE__INIT;
+	edit_resource(call, ctx, q->id, q->resource,
+		      "INSERT OR IGNORE INTO lease_resources (owner, type, rid) VALUES (?, ?, ?)", &resp.base);
 }
 
 static void h_delete_resource(bt_call *call, void *ctx)
 {
-	gw_leases *l = ctx;
 	const Berth__Leases__V1__DeleteResourceRequest *q = bt_call_req(call);
 	Berth__Leases__V1__DeleteResourceResponse resp = BERTH__LEASES__V1__DELETE_RESOURCE_RESPONSE__INIT;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	bt_err e = { 0 };
-	int rc = resource_validate(q->resource, &e);
-
-	if (rc == 0) {
-		bt_db_lock(l->db);
-		int64_t row = must_row(l, bt_call_namespace(call), q->id, &e);
-		if (row < 0 ||
-		    bt_db_prepare(l->db, "DELETE FROM lease_resources WHERE owner = ? AND type = ? AND rid = ?", &st,
-				  &e) < 0 ||
-		    bt_db_bind_int64(l->db, st, 1, row, &e) < 0 ||
-		    bt_db_bind_text(l->db, st, 2, q->resource->type, &e) < 0 ||
-		    bt_db_bind_text(l->db, st, 3, q->resource->id, &e) < 0 || bt_db_step_done(l->db, st, &e) < 0)
-			rc = -1;
-		bt_db_unlock(l->db);
-	}
-	if (rc < 0)
-		bt_call_error(call, &e);
-	else
-		bt_call_reply(call, &resp.base);
+	edit_resource(call, ctx, q->id, q->resource,
+		      "DELETE FROM lease_resources WHERE owner = ? AND type = ? AND rid = ?", &resp.base);
 }
 
 static void h_list_resources(bt_call *call, void *ctx)

@@ -70,3 +70,38 @@ dump_logs() {
 
 # A random namespace name per test keeps tests of one file apart.
 fresh_ns() { echo "t$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"; }
+
+# crun 1.8 refuses a hybrid cgroup host whose v2 hierarchy holds a
+# controller, and this kernel leaves hugetlb there when no v1 hierarchy has
+# it (docs/tasks.md, host note).  hugetlb_v1_mount mounts hugetlb's v1
+# hierarchy, only when needed, remembering it in directory $1;
+# hugetlb_v1_unmount undoes what it did.
+hugetlb_v1_mount() {
+	if [ -r /sys/fs/cgroup/unified/cgroup.controllers ] &&
+		grep -qx hugetlb /sys/fs/cgroup/unified/cgroup.controllers &&
+		! mountpoint -q /sys/fs/cgroup/hugetlb; then
+		mkdir -p /sys/fs/cgroup/hugetlb
+		mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+		touch "$1/hugetlb-mounted"
+	fi
+}
+hugetlb_v1_unmount() {
+	if [ -e "$1/hugetlb-mounted" ] && mountpoint -q /sys/fs/cgroup/hugetlb; then
+		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
+	fi
+	rm -f "$1/hugetlb-mounted"
+}
+
+# Starts tests/registry/faultproxy.py in DIR in front of registry UPSTREAM
+# (HOST:PORT), detached from bats' file descriptors; prints its address.
+# Stop it with: kill "$(cat DIR/pid)".
+faultproxy_start() {
+	local dir=$1 upstream=$2
+	mkdir -p "$dir"
+	(
+		setsid python3 "$REPO/tests/registry/faultproxy.py" "$dir" "$upstream" \
+			</dev/null >"$dir/out" 2>&1 3>&- &
+	)
+	for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.05; done
+	echo "127.0.0.1:$(cat "$dir/port")"
+}

@@ -16,12 +16,8 @@ setup_file() {
 	# the registry's access log: distribution reads its config from the environment too
 	PORT=$(REGISTRY_LOG_ACCESSLOG_DISABLED=false "$REPO/tests/registry/start.sh" "$REG")
 	export R=127.0.0.1:$PORT
-	(
-		setsid python3 "$REPO/tests/registry/faultproxy.py" "$PROXY" "$R" \
-			</dev/null >"$PROXY/out" 2>&1 3>&- &
-	)
-	for _ in $(seq 100); do [ -s "$PROXY/port" ] && break; sleep 0.05; done
-	export P=127.0.0.1:$(cat "$PROXY/port")
+	P=$(faultproxy_start "$PROXY" "$R")
+	export P
 
 	# shellcheck source=../images/fixtures.sh
 	. "$REPO/tests/images/fixtures.sh"

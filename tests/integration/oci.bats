@@ -28,24 +28,8 @@ setup_file() {
 	export FX
 }
 
-# crun 1.8 refuses a hybrid host whose cgroup v2 hierarchy holds a
-# controller; this kernel leaves hugetlb there when no v1 hierarchy has it
-# (see shim.bats).  Checked before each run: another test file may have
-# mounted it and unmounted it since.
-hugetlb_v1() {
-	if [ -r /sys/fs/cgroup/unified/cgroup.controllers ] &&
-		grep -qx hugetlb /sys/fs/cgroup/unified/cgroup.controllers &&
-		! mountpoint -q /sys/fs/cgroup/hugetlb; then
-		mkdir -p /sys/fs/cgroup/hugetlb
-		mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
-		touch "$SUITE_DIR/hugetlb-mounted"
-	fi
-}
-
 teardown_file() {
-	if [ -e "$SUITE_DIR/hugetlb-mounted" ] && mountpoint -q /sys/fs/cgroup/hugetlb; then
-		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-	fi
+	hugetlb_v1_unmount "$SUITE_DIR"
 	suite_teardown
 }
 
@@ -214,7 +198,7 @@ bundle() {
 PROBE='id; grep -E "^(Cap(Bnd|Eff|Prm)|NoNewPrivs|Seccomp):" /proc/self/status; hostname; echo masked $(cat /proc/timer_list 2>&1 | wc -c) $(ls /sys/firmware | wc -l); unshare -n true 2>&1; echo done'
 
 run_in() { # RUNTIME
-	hugetlb_v1
+	hugetlb_v1_mount "$SUITE_DIR"
 	run "$1" --root "$SUITE_DIR/rt-$1" run --bundle "$B" "$ID"
 }
 

@@ -11,13 +11,7 @@ source "$REPO/tests/images/fixtures.sh"
 
 setup_file() {
 	# crun 1.8 and a hybrid cgroup host: see shim.bats
-	if [ -e /sys/fs/cgroup/unified/cgroup.controllers ] &&
-		grep -qx hugetlb /sys/fs/cgroup/unified/cgroup.controllers &&
-		! [ -e /sys/fs/cgroup/hugetlb ]; then
-		mkdir /sys/fs/cgroup/hugetlb
-		mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
-		touch "$BATS_FILE_TMPDIR/hugetlb-mounted"
-	fi
+	hugetlb_v1_mount "$BATS_FILE_TMPDIR"
 	suite_setup
 	export SUITE_DIR
 	export FX=$SUITE_DIR/fx
@@ -47,9 +41,7 @@ teardown_file() {
 		done
 	done
 	suite_teardown
-	if [ -e "$BATS_FILE_TMPDIR/hugetlb-mounted" ]; then
-		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-	fi
+	hugetlb_v1_unmount "$BATS_FILE_TMPDIR"
 }
 
 setup() {

@@ -4,31 +4,18 @@
 # stdin and CloseIO, a terminal, pause/resume, bad input, and a shim killed
 # with -9.  No berth daemon is involved.
 
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
+load helpers
 
-: "${BUILD:=build}"
-REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 SHIM=$REPO/$BUILD/bin/berth-shim
 CTL=$REPO/$BUILD/bin/berth-shim-ctl
 
-# crun 1.8 refuses a hybrid host whose cgroup v2 hierarchy holds any
-# controller; this kernel leaves hugetlb there when no v1 hierarchy has it.
-# Mount one for the file's duration (and only if we must).
+# crun on this hybrid cgroup host (helpers.bash)
 setup_file() {
-	if [ -e /sys/fs/cgroup/unified/cgroup.controllers ] &&
-		grep -qx hugetlb /sys/fs/cgroup/unified/cgroup.controllers &&
-		! [ -e /sys/fs/cgroup/hugetlb ]; then
-		mkdir /sys/fs/cgroup/hugetlb
-		mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
-		touch "$BATS_FILE_TMPDIR/hugetlb-mounted"
-	fi
+	hugetlb_v1_mount "$BATS_FILE_TMPDIR"
 }
 
 teardown_file() {
-	if [ -e "$BATS_FILE_TMPDIR/hugetlb-mounted" ]; then
-		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-	fi
+	hugetlb_v1_unmount "$BATS_FILE_TMPDIR"
 }
 
 setup() {
