@@ -395,6 +395,12 @@ int cli_parse_format(cli_ctx *ctx, const char *s, cli_format *out)
 	return 0;
 }
 
+const char *cli_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	return t && *t == '/' ? t : "/tmp";
+}
+
 int cli_list_opt(void *arg, int idx, const char *val)
 {
 	cli_list_args *a = arg;

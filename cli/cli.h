@@ -159,8 +159,8 @@ int cli_health(cli_ctx *ctx, int argc, char **argv);
 /* FIFOs in a private temporary directory, as ctr's cio makes them: the shim
  * opens them by path; the CLI holds its ends. */
 typedef struct cli_cio {
-	char dir[64];
-	char in[96], out[96], err[96];
+	char dir[256]; /* $TMPDIR (or /tmp)/berth-io.XXXXXX */
+	char in[280], out[280], err[280];
 	int fd_in, fd_out, fd_err;
 	bool terminal, keep; /* keep: leave the FIFOs for a later attach */
 } cli_cio;
@@ -193,6 +193,9 @@ int cli_spec_opt(cli_spec_args *a, int idx, const char *val);
 /* Points a->o at what the options gathered, with args replacing the image's Cmd. */
 void cli_spec_args_finish(cli_spec_args *a, char **args, int n_args);
 void cli_spec_args_clear(cli_spec_args *a);
+
+/* $TMPDIR, or /tmp: where the CLI makes its FIFOs and mount points. */
+const char *cli_tmpdir(void);
 
 /* A root file system mounted in a temporary directory for the moment of a
  * lookup (user names in its /etc/passwd). */

@@ -156,7 +156,7 @@ void cli_rootfs_drop(berth_client *c, cli_rootfs *r)
 
 int cli_rootfs_mount(const berth_mount *mounts, size_t n, cli_rootfs *r, berth_error *err)
 {
-	char tmpl[] = "/tmp/berth-rootfs-XXXXXX";
+	_cleanup_free_ char *tmpl = bt_xasprintf("%s/berth-rootfs-XXXXXX", cli_tmpdir());
 
 	if (!mkdtemp(tmpl)) {
 		snprintf(err->message, sizeof(err->message), "mkdtemp: %s", strerror(errno));

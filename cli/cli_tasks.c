@@ -26,7 +26,7 @@
 #include "bt_util.h"
 #include "cli.h"
 
-#define IO_PREFIX "/tmp/berth-io."
+#define IO_PREFIX "berth-io."
 
 /* --- stdio ----------------------------------------------------------------------- */
 
@@ -54,7 +54,10 @@ int cli_cio_new(cli_cio *io, bool terminal, bool with_stdin, bool keep)
 	io->fd_in = io->fd_out = io->fd_err = -1;
 	io->terminal = terminal;
 	io->keep = keep;
-	snprintf(io->dir, sizeof(io->dir), IO_PREFIX "XXXXXX");
+	if (snprintf(io->dir, sizeof(io->dir), "%s/" IO_PREFIX "XXXXXX", cli_tmpdir()) >= (int)sizeof(io->dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	if (!mkdtemp(io->dir))
 		return -1;
 	snprintf(io->out, sizeof(io->out), "%s/stdout", io->dir);
@@ -144,8 +147,9 @@ static void *stdin_main(void *arg)
 	berth_client *c = cli_client_new(s->ctx, &err);
 	if (c) {
 		/* once the process has exited there is no stdin left to close (and its
-		 * task may be going already): only an error before that is one */
-		if (berth_task_close_stdin(c, NULL, s->id, s->exec_id, &err) < 0 && !atomic_load(&s->exited))
+		 * task or exec may be gone already): only an error before that is one */
+		if (berth_task_close_stdin(c, NULL, s->id, s->exec_id, &err) < 0 && !atomic_load(&s->exited) &&
+		    err.code != BERTH_NOT_FOUND)
 			fprintf(stderr, "%s: close stdin: %s\n", s->ctx->prog, err.message);
 		berth_client_free(&c);
 	}
@@ -707,13 +711,15 @@ static int tasks_metrics(cli_ctx *ctx, int argc, char **argv)
 /* Removes a FIFO directory this CLI made for a detached task. */
 static void remove_cio(const char *path)
 {
-	if (!bt_startswith(path, IO_PREFIX))
-		return;
 	_cleanup_free_ char *dir = bt_xstrdup(path);
 	char *slash = strrchr(dir, '/');
 	if (!slash)
 		return;
 	*slash = '\0';
+	/* only a directory the CLI made: …/berth-io.XXXXXX */
+	const char *base = strrchr(dir, '/');
+	if (!base || !bt_startswith(base + 1, IO_PREFIX))
+		return;
 	static const char *const names[] = { "stdin", "stdout", "stderr" };
 	for (size_t i = 0; i < BT_ARRAY_LEN(names); i++) {
 		_cleanup_free_ char *f = bt_xasprintf("%s/%s", dir, names[i]);
