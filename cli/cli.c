@@ -179,11 +179,12 @@ int cli_parse(cli_ctx *ctx, const char *path, const char *usage, const char *sum
 			if (n)
 				printf("\nOptions:\n");
 			for (size_t i = 0; i < n; i++) {
-				char left[64];
-				snprintf(left, sizeof(left), "%s%c%s--%s%s%s", opts[i].short_name ? "-" : "",
-					 opts[i].short_name ? opts[i].short_name : ' ', opts[i].short_name ? ", " : "  ",
-					 opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
-				printf("  %-30s %s\n", opts[i].short_name ? left : left + 1, opts[i].help);
+				char left[64], sh[5] = "    ";
+				if (opts[i].short_name)
+					snprintf(sh, sizeof(sh), "-%c, ", opts[i].short_name);
+				snprintf(left, sizeof(left), "%s--%s%s%s", sh, opts[i].name, opts[i].arg ? " " : "",
+					 opts[i].arg ? opts[i].arg : "");
+				printf("  %-32s  %s\n", left, opts[i].help);
 			}
 			free(lo);
 			bt_buf_free(&shorts);
