@@ -519,6 +519,12 @@ static int list_opt(void *arg, int idx, const char *val)
 	return 0;
 }
 
+static int format_opt(void *arg, int idx, const char *val)
+{
+	(void)idx;
+	return cli_parse_format(((list_args *)arg)->ctx, val, &((list_args *)arg)->fmt);
+}
+
 static json_t *task_json(const berth_process *p)
 {
 	json_t *o = json_pack("{s:s, s:I, s:s, s:b}", "id", p->container_id, "pid", (json_int_t)p->pid, "status",
@@ -715,14 +721,12 @@ static int tasks_metrics(cli_ctx *ctx, int argc, char **argv)
 	berth_task_metrics m;
 	berth_error err;
 	static const cli_opt opts[] = { { "format", 0, "FORMAT", "table (default) or json" }, { NULL, 0, NULL, NULL } };
+	list_args a = { .ctx = ctx, .fmt = CLI_FMT_TABLE };
 	int first = cli_parse(ctx, "tasks metrics", "[--format json] ID", "Print a task's cgroup metrics.", opts, argc,
-			      argv, cli_no_opts, NULL);
+			      argv, format_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
-	for (int i = 1; i < first; i++)
-		if (!strcmp(argv[i], "--format=json") || (!strcmp(argv[i], "--format") && i + 1 < first &&
-							  !strcmp(argv[i + 1], "json")))
-			fmt = CLI_FMT_JSON;
+	fmt = a.fmt;
 	if (argc - first != 1)
 		return cli_usage_error(ctx, "tasks metrics", "expected an ID");
 	berth_client *c = cli_client(ctx);

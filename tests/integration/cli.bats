@@ -45,15 +45,24 @@ all_paths() {
 }
 
 @test "every command and subcommand answers --help with exit 0 and a Usage line naming it" {
-	local p out rc n=0
+	local p out rc n=0 f=0
 	while read -r p; do
 		rc=0
 		out=$(berth $p --help 2>&1) || rc=$?
 		[ "$rc" -eq 0 ] || { echo "berth $p --help: exit $rc: $out"; false; }
 		grep -q "^Usage: berth $p" <<<"$out" || { echo "berth $p --help: no 'Usage: berth $p': $out"; false; }
 		n=$((n + 1))
+		# a command offering --format refuses a format it does not know, before doing anything
+		if grep -q -- "--format FORMAT" <<<"$out"; then
+			rc=0
+			out=$(berth $p --format yaml x 2>&1) || rc=$?
+			[ "$rc" -eq 2 ] || { echo "berth $p --format yaml: exit $rc: $out"; false; }
+			grep -qF 'invalid value for --format: "yaml"' <<<"$out" || { echo "berth $p --format yaml: $out"; false; }
+			f=$((f + 1))
+		fi
 	done < <(all_paths)
 	[ "$n" -ge 40 ]
+	[ "$f" -ge 10 ]
 	# -h too, and an alias reaches the same verb
 	run berth images ls -h
 	assert_success
