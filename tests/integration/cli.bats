@@ -107,7 +107,7 @@ all_paths() {
 @test "the daemons, debug CLIs and berth-dev answer --help with exit 0" {
 	local b v p
 	for b in berth-contentd berth-snapshotd berth-imaged berth-taskd berth-gatewayd berth-shim \
-		berth-content berth-snapshot berth-image berth-task berth-dev; do
+		berth-content berth-snapshot berth-image berth-task berth-dev berth-shim-ctl; do
 		run "$b" --help
 		[ "$status" -eq 0 ] || { echo "$b --help: exit $status: $output"; false; }
 		echo "$output" | grep -qi "usage\|$b" || { echo "$b --help: $output"; false; }
