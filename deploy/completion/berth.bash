@@ -64,7 +64,7 @@ _berth()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]}
 	local -a path=("${COMP_WORDS[0]}") _berth_cmds _berth_opts _berth_args
-	local i w help skip=0 leaf=0 opt= arg pre=
+	local i w help skip=0 leaf=0 opt='' arg pre=''
 
 	_berth_parse_help < <("${path[@]}" --help 2>/dev/null)
 	# Walk the words before the cursor: options (and their values) are
