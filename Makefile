@@ -233,6 +233,14 @@ install: all
 	install -m 0644 client/include/berth/*.h $(DESTDIR)$(PREFIX)/include/berth/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' client/berth.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/berth.pc
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	install -m 0644 $(wildcard docs/man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 $(wildcard docs/man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 deploy/completion/berth.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berth
+	for c in berth-content berth-snapshot berth-image berth-task; do \
+		ln -sf berth $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$c; done
+	install -m 0644 deploy/completion/_berth $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_berth
 	for u in deploy/systemd/*.service deploy/systemd/*.target deploy/systemd/*.socket; do \
 		[ -e "$$u" ] || continue; \
 		sed 's|@BINDIR@|$(PREFIX)/bin|g' $$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
@@ -245,7 +253,7 @@ DEB_BUILD := build-essential clang pkg-config protobuf-c-compiler libprotobuf-c-
 	libsystemd-dev libjansson-dev libisal-dev libzstd-dev libcmocka-dev libclang-rt-14-dev
 DEB_TEST  := bats bats-assert bats-support runc crun containerd docker-registry skopeo umoci \
 	busybox-static iproute2 util-linux procps psmisc tmux bsdextrautils debootstrap systemd \
-	hyperfine curl sqlite3 jq python3 apache2-utils isal
+	hyperfine curl sqlite3 jq python3 apache2-utils isal groff-base man-db zsh
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_BUILD) $(DEB_TEST) 2>/dev/null \
 		| awk '$$1 != "ii" {print $$2}'; \

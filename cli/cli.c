@@ -137,6 +137,17 @@ int cli_errorf(cli_ctx *ctx, const char *fmt, ...)
 	return CLI_EXIT_FAIL;
 }
 
+/* path as the user types it: without the group a debug CLI stands for
+ * ("content ls" is `berth-content ls`). */
+static const char *shown_path(const cli_ctx *ctx, const char *path)
+{
+	size_t n = ctx->group ? strlen(ctx->group) : 0;
+
+	if (!path || !n || strncmp(path, ctx->group, n) != 0 || (path[n] != ' ' && path[n] != '\0'))
+		return path;
+	return path[n] == ' ' ? path + n + 1 : path + n;
+}
+
 int cli_usage_error(cli_ctx *ctx, const char *path, const char *fmt, ...)
 {
 	va_list ap;
@@ -145,6 +156,7 @@ int cli_usage_error(cli_ctx *ctx, const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
+	path = shown_path(ctx, path);
 	fprintf(stderr, "\nSee '%s%s%s --help'.\n", ctx->prog, path && *path ? " " : "", path ? path : "");
 	return CLI_EXIT_USAGE;
 }
@@ -175,15 +187,19 @@ int cli_parse(cli_ctx *ctx, const char *path, const char *usage, const char *sum
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts.data, lo, &idx)) != -1) {
 		if (c == 'h') {
-			printf("Usage: %s %s %s\n%s\n", ctx->prog, path, usage, summary);
+			const char *shown = shown_path(ctx, path);
+			printf("Usage: %s%s%s%s%s\n%s\n", ctx->prog, *shown ? " " : "", shown, usage && *usage ? " " : "",
+			       usage ? usage : "",
+			       summary);
 			if (n)
 				printf("\nOptions:\n");
 			for (size_t i = 0; i < n; i++) {
-				char left[64];
-				snprintf(left, sizeof(left), "%s%c%s--%s%s%s", opts[i].short_name ? "-" : "",
-					 opts[i].short_name ? opts[i].short_name : ' ', opts[i].short_name ? ", " : "  ",
-					 opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
-				printf("  %-30s %s\n", opts[i].short_name ? left : left + 1, opts[i].help);
+				char left[64], sh[5] = "    ";
+				if (opts[i].short_name)
+					snprintf(sh, sizeof(sh), "-%c, ", opts[i].short_name);
+				snprintf(left, sizeof(left), "%s--%s%s%s", sh, opts[i].name, opts[i].arg ? " " : "",
+					 opts[i].arg ? opts[i].arg : "");
+				printf("  %-32s  %s\n", left, opts[i].help);
 			}
 			free(lo);
 			bt_buf_free(&shorts);
@@ -448,7 +464,7 @@ json_t *cli_labels_json(const berth_label *l, size_t n)
 
 int cli_debug_main(const cli_debug *d, int argc, char **argv)
 {
-	cli_ctx ctx = { .prog = d->prog, .daemon = d->daemon };
+	cli_ctx ctx = { .prog = d->prog, .daemon = d->daemon, .group = d->groups ? NULL : d->service };
 	_cleanup_free_ char *addr = NULL;
 	int i = 1, rc;
 

@@ -28,6 +28,7 @@ typedef struct cli_ctx {
 	const char *server_key_file; /* CURVE for tcp://: the gateway's public key file (env BERTH_SERVER_KEY) */
 	const char *key_file;        /* … and this client's secret key file (env BERTH_KEY) */
 	berth_client *client;  /* connected on first use */
+	const char *group;     /* a debug CLI standing for one group ("content"): dropped from the paths shown */
 } cli_ctx;
 
 typedef struct cli_cmd {
@@ -127,6 +128,7 @@ typedef struct cli_debug {
 	const char *daemon;  /* "berth-contentd", for hints */
 	const char *service; /* config name of its socket: "content" */
 	int (*group)(cli_ctx *ctx, int argc, char **argv);
+	bool groups; /* group dispatches among several groups (berth-task containers|tasks …) */
 } cli_debug;
 int cli_debug_main(const cli_debug *d, int argc, char **argv);
 

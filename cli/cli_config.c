@@ -6,15 +6,17 @@
 #include <string.h>
 
 #include "bt_config.h"
+#include "bt_util.h"
 #include "cli.h"
 
 static int config_default(cli_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: berth config default\nPrint every configuration key, its default and meaning.\n");
-		return 0;
-	}
+	int first = cli_parse(ctx, "config default", "", "Print every configuration key, its default and meaning.",
+			      NULL, argc, argv, cli_no_opts, NULL);
+	if (first < 0)
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	if (first < argc)
+		return cli_usage_error(ctx, "config default", "unexpected argument \"%s\"", argv[first]);
 	bt_config_print_defaults(stdout);
 	return 0;
 }
@@ -23,14 +25,15 @@ static int config_check(cli_ctx *ctx, int argc, char **argv)
 {
 	bt_config *cfg = NULL;
 	bt_err e;
-	const char *path = argc > 1 ? argv[1] : NULL;
-
-	if (path && (strcmp(path, "--help") == 0 || strcmp(path, "-h") == 0)) {
-		printf("Usage: berth config check [FILE]\nLoad FILE (default: $BERTH_CONFIG or %s) as the daemons "
-		       "would and report problems.\n",
-		       BT_CONFIG_DEFAULT_PATH);
-		return 0;
-	}
+	_cleanup_free_ char *summary = bt_xasprintf(
+		"Load FILE (default: $BERTH_CONFIG or %s) as the daemons would and report problems.",
+		BT_CONFIG_DEFAULT_PATH);
+	int first = cli_parse(ctx, "config check", "[FILE]", summary, NULL, argc, argv, cli_no_opts, NULL);
+	if (first < 0)
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	if (argc - first > 1)
+		return cli_usage_error(ctx, "config check", "expected at most one FILE");
+	const char *path = first < argc ? argv[first] : NULL;
 	if ((path ? bt_config_load_file(path, &cfg, &e) : bt_config_load(&cfg, &e)) < 0)
 		return cli_errorf(ctx, "%s", e.msg);
 	printf("%s: ok (root %s, run %s)\n", cfg->path ? cfg->path : "(no file: defaults)", cfg->root, cfg->run);

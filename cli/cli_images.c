@@ -35,6 +35,7 @@ typedef struct xfer_args {
 	const char *base_name;
 	berth_label *labels;
 	size_t n_labels;
+	cli_format fmt;
 	cli_ctx *ctx;
 } xfer_args;
 
@@ -47,7 +48,7 @@ static void xfer_args_clear(xfer_args *a)
 	free(a->labels);
 }
 
-enum { O_PLATFORM, O_PLAIN, O_SNAP, O_USER, O_NOUNPACK, O_LABEL, O_ALL, O_BASE };
+enum { O_PLATFORM, O_PLAIN, O_SNAP, O_USER, O_NOUNPACK, O_LABEL, O_ALL, O_BASE, O_FORMAT };
 
 static int xfer_opt(void *arg, int idx, const char *val)
 {
@@ -76,6 +77,8 @@ static int xfer_opt(void *arg, int idx, const char *val)
 	case O_BASE:
 		a->base_name = val;
 		return 0;
+	case O_FORMAT:
+		return cli_parse_format(a->ctx, val, &a->fmt);
 	}
 	return -1;
 }
@@ -90,6 +93,7 @@ static cli_opt xfer_opts[] = {
 	[O_LABEL] = { "label", 0, "KEY=VALUE", "label the image (repeatable)" },
 	[O_ALL] = { "all-platforms", 0, NULL, "every platform of the image" },
 	[O_BASE] = { "base-name", 0, "NAME", "name for images the archive names only by tag" },
+	[O_FORMAT] = { "format", 0, "FORMAT", "table (default) or json" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -283,9 +287,10 @@ static int images_ls(cli_ctx *ctx, int argc, char **argv)
 static int images_check(cli_ctx *ctx, int argc, char **argv)
 {
 	xfer_args a = { .ctx = ctx };
-	static const int map[] = { O_PLATFORM, O_SNAP };
-	cli_opt opts[] = { xfer_opts[O_PLATFORM], xfer_opts[O_SNAP], { NULL, 0, NULL, NULL } };
+	static const int map[] = { O_PLATFORM, O_SNAP, O_FORMAT };
+	cli_opt opts[] = { xfer_opts[O_PLATFORM], xfer_opts[O_SNAP], xfer_opts[O_FORMAT], { NULL, 0, NULL, NULL } };
 	opt_map m = { &a, map };
+	json_t *arr = json_array();
 	berth_image *v = NULL;
 	size_t n = 0;
 	berth_error err;
@@ -293,13 +298,19 @@ static int images_check(cli_ctx *ctx, int argc, char **argv)
 	int first = cli_parse(ctx, "images check", "[OPTIONS] [FILTER...]",
 			      "Check that images' blobs are stored and whether they are unpacked.", opts, argc, argv,
 			      mapped_opt, &m);
-	if (first < 0)
+	if (first < 0) {
+		json_decref(arr);
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	}
 	berth_client *c = cli_client(ctx);
-	if (!c)
+	if (!c) {
+		json_decref(arr);
 		return CLI_EXIT_FAIL;
-	if (berth_image_list(c, NULL, (const char *const *)argv + first, (size_t)(argc - first), &v, &n, &err) < 0)
+	}
+	if (berth_image_list(c, NULL, (const char *const *)argv + first, (size_t)(argc - first), &v, &n, &err) < 0) {
+		json_decref(arr);
 		return cli_fail(ctx, &err);
+	}
 	static const char *const hdr[] = { "REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED" };
 	cli_table *t = cli_table_new(6, hdr);
 	for (size_t i = 0; i < n; i++) {
@@ -324,11 +335,21 @@ static int images_check(cli_ctx *ctx, int argc, char **argv)
 		const char *row[] = { v[i].name, short_type(v[i].target.media_type), v[i].target.digest, status, size,
 				      unpacked ? "true" : "false" };
 		cli_table_row(t, row);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:b}", "name", v[i].name,
+						     "mediaType", v[i].target.media_type, "digest", v[i].target.digest,
+						     "status", failed ? "unknown" : r.complete ? "complete" : "incomplete",
+						     "blobs", r.blobs, "present", r.present, "size", (json_int_t)r.size,
+						     "presentSize", (json_int_t)r.present_size, "unpacked", unpacked));
 		if (!r.complete)
 			rc = CLI_EXIT_FAIL;
 		berth_image_report_clear(&r);
 	}
-	cli_table_print(t, stdout, false);
+	if (a.fmt == CLI_FMT_JSON)
+		cli_print_json(arr);
+	else {
+		json_decref(arr);
+		cli_table_print(t, stdout, false);
+	}
 	cli_table_free(&t);
 	berth_images_free(v, n);
 	return rc;

@@ -73,6 +73,12 @@ out:
 	return rc;
 }
 
+static int format_opt(void *arg, int idx, const char *val)
+{
+	(void)idx;
+	return cli_parse_format(((cli_list_args *)arg)->ctx, val, &((cli_list_args *)arg)->fmt);
+}
+
 static int leases_ls(cli_ctx *ctx, int argc, char **argv)
 {
 	static const cli_opt opts[] = CLI_LIST_OPTS("print only the ids");
@@ -191,11 +197,13 @@ static int leases_del(cli_ctx *ctx, int argc, char **argv)
 
 static int leases_resources(cli_ctx *ctx, int argc, char **argv)
 {
+	static const cli_opt opts[] = { { "format", 0, "FORMAT", "table (default) or json" }, { NULL, 0, NULL, NULL } };
+	cli_list_args a = { .ctx = ctx };
 	berth_lease_resource *v = NULL;
 	size_t n = 0;
 	berth_error err;
-	int first = cli_parse(ctx, "leases resources", "ID", "List what a lease holds.", NULL, argc, argv, cli_no_opts,
-			      NULL);
+	int first = cli_parse(ctx, "leases resources", "[OPTIONS] ID", "List what a lease holds.", opts, argc, argv,
+			      format_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first != 1)
@@ -205,6 +213,14 @@ static int leases_resources(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	if (berth_lease_list_resources(c, NULL, argv[first], &v, &n, &err) < 0)
 		return cli_fail(ctx, &err);
+	if (a.fmt == CLI_FMT_JSON) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, json_pack("{s:s, s:s}", "type", v[i].type, "id", v[i].id));
+		cli_print_json(arr);
+		berth_lease_resources_free(v, n);
+		return 0;
+	}
 	static const char *const hdr[] = { "TYPE", "RESOURCE" };
 	cli_table *t = cli_table_new(2, hdr);
 	for (size_t i = 0; i < n; i++) {

@@ -28,23 +28,33 @@ static int ns_create(cli_ctx *ctx, int argc, char **argv)
 	return rc < 0 ? cli_fail(ctx, &err) : 0;
 }
 
-static int quiet_opt(void *arg, int idx, const char *val)
+typedef struct {
+	cli_ctx *ctx;
+	bool quiet;
+	cli_format fmt;
+} ls_args;
+
+static int ls_opt(void *arg, int idx, const char *val)
 {
-	(void)idx;
-	(void)val;
-	*(bool *)arg = true;
+	ls_args *a = arg;
+	if (idx == 0)
+		a->quiet = true;
+	else
+		return cli_parse_format(a->ctx, val, &a->fmt);
 	return 0;
 }
 
 static int ns_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	static const cli_opt opts[] = { { "quiet", 'q', NULL, "print only the names" }, { NULL, 0, NULL, NULL } };
-	bool quiet = false;
+	static const cli_opt opts[] = { { "quiet", 'q', NULL, "print only the names" },
+					{ "format", 0, "FORMAT", "table (default) or json" },
+					{ NULL, 0, NULL, NULL } };
+	ls_args a = { .ctx = ctx, .fmt = CLI_FMT_TABLE };
 	berth_namespace *v = NULL;
 	size_t n = 0;
 	berth_error err;
 	int first = cli_parse(ctx, "namespaces ls", "[OPTIONS] [FILTER...]", "List namespaces.", opts, argc, argv,
-			      quiet_opt, &quiet);
+			      ls_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);
@@ -52,6 +62,15 @@ static int ns_ls(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	if (berth_namespace_list(c, (const char *const *)argv + first, (size_t)(argc - first), &v, &n, &err) < 0)
 		return cli_fail(ctx, &err);
+	if (a.fmt == CLI_FMT_JSON && !a.quiet) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, json_pack("{s:s, s:o}", "name", v[i].name, "labels",
+							     cli_labels_json(v[i].labels, v[i].n_labels)));
+		cli_print_json(arr);
+		berth_namespaces_free(v, n);
+		return 0;
+	}
 	static const char *const hdr[] = { "NAME", "LABELS" };
 	cli_table *t = cli_table_new(2, hdr);
 	for (size_t i = 0; i < n; i++) {
@@ -59,7 +78,7 @@ static int ns_ls(cli_ctx *ctx, int argc, char **argv)
 		const char *row[] = { v[i].name, labels };
 		cli_table_row(t, row);
 	}
-	cli_table_print(t, stdout, quiet);
+	cli_table_print(t, stdout, a.quiet);
 	cli_table_free(&t);
 	berth_namespaces_free(v, n);
 	return 0;

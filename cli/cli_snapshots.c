@@ -380,29 +380,38 @@ static int snap_info(cli_ctx *ctx, int argc, char **argv)
 
 /* --- usage ----------------------------------------------------------------------------- */
 
-static int usage_opt(void *arg, int idx, const char *val)
-{
-	(void)idx;
-	(void)val;
-	*(bool *)arg = true;
-	return 0;
-}
-
 static const cli_opt usage_opts[] = {
 	{ "b", 0, NULL, "sizes in bytes" },
+	{ "format", 0, "FORMAT", "table (default) or json (sizes in bytes)" },
 	{ NULL, 0, NULL, NULL },
 };
 
+typedef struct usage_args {
+	cli_ctx *ctx;
+	bool bytes;
+	cli_format fmt;
+} usage_args;
+
+static int usage_args_opt(void *arg, int idx, const char *val)
+{
+	usage_args *a = arg;
+	if (idx == 0)
+		a->bytes = true;
+	else
+		return cli_parse_format(a->ctx, val, &a->fmt);
+	return 0;
+}
+
 static int snap_usage(cli_ctx *ctx, int argc, char **argv)
 {
-	bool bytes = false;
+	usage_args a = { .ctx = ctx, .fmt = CLI_FMT_TABLE };
 	berth_snapshot_info *all = NULL;
 	size_t nall = 0;
 	berth_error err;
 	int rc = 0;
-	int first = cli_parse(ctx, "snapshots usage", "[--b] [KEY...]",
+	int first = cli_parse(ctx, "snapshots usage", "[OPTIONS] [KEY...]",
 			      "Print the disk usage of snapshots' own layers (all of them without KEY).", usage_opts, argc,
-			      argv, usage_opt, &bytes);
+			      argv, usage_args_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	berth_client *c = cli_client(ctx);
@@ -412,6 +421,7 @@ static int snap_usage(cli_ctx *ctx, int argc, char **argv)
 		return cli_fail(ctx, &err);
 	static const char *const hdr[] = { "KEY", "SIZE", "INODES" };
 	cli_table *t = cli_table_new(3, hdr);
+	json_t *arr = json_array();
 	size_t n = argc > first ? (size_t)(argc - first) : nall;
 	for (size_t i = 0; i < n; i++) {
 		const char *key = argc > first ? argv[first + (int)i] : all[i].name;
@@ -421,7 +431,9 @@ static int snap_usage(cli_ctx *ctx, int argc, char **argv)
 			rc = cli_fail(ctx, &err);
 			continue;
 		}
-		if (bytes)
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I}", "key", key, "size", (json_int_t)u.size, "inodes",
+						     (json_int_t)u.inodes));
+		if (a.bytes)
 			snprintf(size, sizeof(size), "%lld", (long long)u.size);
 		else
 			cli_size(u.size, size, sizeof(size));
@@ -429,7 +441,12 @@ static int snap_usage(cli_ctx *ctx, int argc, char **argv)
 		const char *row[] = { key, size, inodes };
 		cli_table_row(t, row);
 	}
-	cli_table_print(t, stdout, false);
+	if (a.fmt == CLI_FMT_JSON)
+		cli_print_json(arr);
+	else {
+		json_decref(arr);
+		cli_table_print(t, stdout, false);
+	}
 	cli_table_free(&t);
 	berth_snapshot_infos_free(all, nall);
 	return rc;

@@ -507,25 +507,68 @@ static int tasks_wait(cli_ctx *ctx, int argc, char **argv)
 
 /* --- ls, ps, kill, pause, resume, metrics, rm --------------------------------------------- */
 
+typedef struct {
+	cli_ctx *ctx;
+	bool quiet;
+	cli_format fmt;
+} list_args;
+
+static int list_opt(void *arg, int idx, const char *val)
+{
+	list_args *a = arg;
+	if (idx == 0)
+		a->quiet = true;
+	else
+		return cli_parse_format(a->ctx, val, &a->fmt);
+	return 0;
+}
+
+static int format_opt(void *arg, int idx, const char *val)
+{
+	(void)idx;
+	return cli_parse_format(((list_args *)arg)->ctx, val, &((list_args *)arg)->fmt);
+}
+
+static json_t *task_json(const berth_process *p)
+{
+	json_t *o = json_pack("{s:s, s:I, s:s, s:b}", "id", p->container_id, "pid", (json_int_t)p->pid, "status",
+			      berth_task_status_name(p->status), "terminal", p->terminal);
+	if (p->status == BERTH_TASK_STOPPED) {
+		char t[64];
+		json_object_set_new(o, "exitStatus", json_integer(p->exit_status));
+		json_object_set_new(o, "exitedAt", json_string(bt_time_fmt(p->exited_at, t, sizeof(t))));
+	}
+	if (*p->reason)
+		json_object_set_new(o, "reason", json_string(p->reason));
+	return o;
+}
+
 static int tasks_ls(cli_ctx *ctx, int argc, char **argv)
 {
-	bool quiet = false;
+	list_args a = { .ctx = ctx, .fmt = CLI_FMT_TABLE };
 	berth_process *v = NULL;
 	size_t n = 0;
 	berth_error err;
-	static const cli_opt opts[] = { { "quiet", 'q', NULL, "print only the ids" }, { NULL, 0, NULL, NULL } };
-	int first = cli_parse(ctx, "tasks ls", "[-q] [FILTER...]", "List tasks (filters: container_id, status, pid).",
-			      opts, argc, argv, cli_no_opts, NULL);
+	static const cli_opt opts[] = { { "quiet", 'q', NULL, "print only the ids" },
+					{ "format", 0, "FORMAT", "table (default) or json" },
+					{ NULL, 0, NULL, NULL } };
+	int first = cli_parse(ctx, "tasks ls", "[OPTIONS] [FILTER...]", "List tasks (filters: container_id, status, pid).",
+			      opts, argc, argv, list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
-	for (int i = 1; i < first; i++)
-		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-			quiet = true;
 	berth_client *c = cli_client(ctx);
 	if (!c)
 		return CLI_EXIT_FAIL;
 	if (berth_task_list(c, NULL, (const char *const *)argv + first, (size_t)(argc - first), &v, &n, &err) < 0)
 		return cli_fail(ctx, &err);
+	if (a.fmt == CLI_FMT_JSON && !a.quiet) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, task_json(&v[i]));
+		cli_print_json(arr);
+		berth_processes_free(v, n);
+		return 0;
+	}
 	static const char *const hdr[] = { "TASK", "PID", "STATUS" };
 	cli_table *t = cli_table_new(3, hdr);
 	for (size_t i = 0; i < n; i++) {
@@ -539,13 +582,9 @@ static int tasks_ls(cli_ctx *ctx, int argc, char **argv)
 		for (char *p = st; *p && *p != ' '; p++)
 			*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 		const char *row[] = { v[i].container_id, pid, st };
-		if (quiet)
-			printf("%s\n", v[i].container_id);
-		else
-			cli_table_row(t, row);
+		cli_table_row(t, row);
 	}
-	if (!quiet)
-		cli_table_print(t, stdout, false);
+	cli_table_print(t, stdout, a.quiet);
 	cli_table_free(&t);
 	berth_processes_free(v, n);
 	return 0;
@@ -553,10 +592,15 @@ static int tasks_ls(cli_ctx *ctx, int argc, char **argv)
 
 static int tasks_ps(cli_ctx *ctx, int argc, char **argv)
 {
+	list_args a = { .ctx = ctx, .fmt = CLI_FMT_TABLE };
 	berth_pid_info *v = NULL;
 	size_t n = 0;
 	berth_error err;
-	int first = cli_parse(ctx, "tasks ps", "ID", "List the processes of a task.", NULL, argc, argv, cli_no_opts, NULL);
+	static const cli_opt opts[] = { { "quiet", 'q', NULL, "print only the pids" },
+					{ "format", 0, "FORMAT", "table (default) or json" },
+					{ NULL, 0, NULL, NULL } };
+	int first = cli_parse(ctx, "tasks ps", "[OPTIONS] ID", "List the processes of a task.", opts, argc, argv,
+			      list_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
 	if (argc - first != 1)
@@ -566,6 +610,15 @@ static int tasks_ps(cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	if (berth_task_pids(c, NULL, argv[first], &v, &n, &err) < 0)
 		return cli_fail(ctx, &err);
+	if (a.fmt == CLI_FMT_JSON && !a.quiet) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, json_pack("{s:I, s:s}", "pid", (json_int_t)v[i].pid, "execId",
+							     v[i].exec_id));
+		cli_print_json(arr);
+		berth_pid_infos_free(v, n);
+		return 0;
+	}
 	static const char *const hdr[] = { "PID", "EXEC" };
 	cli_table *t = cli_table_new(2, hdr);
 	for (size_t i = 0; i < n; i++) {
@@ -574,7 +627,7 @@ static int tasks_ps(cli_ctx *ctx, int argc, char **argv)
 		const char *row[] = { pid, *v[i].exec_id ? v[i].exec_id : "-" };
 		cli_table_row(t, row);
 	}
-	cli_table_print(t, stdout, false);
+	cli_table_print(t, stdout, a.quiet);
 	cli_table_free(&t);
 	berth_pid_infos_free(v, n);
 	return 0;
@@ -672,14 +725,12 @@ static int tasks_metrics(cli_ctx *ctx, int argc, char **argv)
 	berth_task_metrics m;
 	berth_error err;
 	static const cli_opt opts[] = { { "format", 0, "FORMAT", "table (default) or json" }, { NULL, 0, NULL, NULL } };
+	list_args a = { .ctx = ctx, .fmt = CLI_FMT_TABLE };
 	int first = cli_parse(ctx, "tasks metrics", "[--format json] ID", "Print a task's cgroup metrics.", opts, argc,
-			      argv, cli_no_opts, NULL);
+			      argv, format_opt, &a);
 	if (first < 0)
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
-	for (int i = 1; i < first; i++)
-		if (!strcmp(argv[i], "--format=json") || (!strcmp(argv[i], "--format") && i + 1 < first &&
-							  !strcmp(argv[i + 1], "json")))
-			fmt = CLI_FMT_JSON;
+	fmt = a.fmt;
 	if (argc - first != 1)
 		return cli_usage_error(ctx, "tasks metrics", "expected an ID");
 	berth_client *c = cli_client(ctx);

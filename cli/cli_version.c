@@ -13,13 +13,12 @@ int cli_version(cli_ctx *ctx, int argc, char **argv)
 	berth_error err;
 	int rc = 0;
 
-	(void)argc;
-	(void)argv;
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: %s version\nPrint the client's and the server's versions and each service's health.\n",
-		       ctx->prog);
-		return 0;
-	}
+	int first = cli_parse(ctx, "version", "", "Print the client's and the server's versions and each service's health.",
+			      NULL, argc, argv, cli_no_opts, NULL);
+	if (first < 0)
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	if (first < argc)
+		return cli_usage_error(ctx, "version", "unexpected argument \"%s\"", argv[first]);
 	printf("Client:\n  Version:  %s\n  Protocol: %u\n\n", BERTH_VERSION, BT_PROTOCOL_VERSION);
 	berth_client *c = cli_client(ctx);
 	if (!c)
@@ -57,11 +56,12 @@ int cli_health(cli_ctx *ctx, int argc, char **argv)
 	berth_daemon_info d;
 	berth_error err;
 
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: %s health\nAsk the daemon at --address whether it is up (any berth daemon answers).\n",
-		       ctx->prog);
-		return 0;
-	}
+	int first = cli_parse(ctx, "health", "", "Ask the daemon at --address whether it is up (any berth daemon answers).",
+			      NULL, argc, argv, cli_no_opts, NULL);
+	if (first < 0)
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	if (first < argc)
+		return cli_usage_error(ctx, "health", "unexpected argument \"%s\"", argv[first]);
 	berth_client *c = cli_client(ctx);
 	if (!c)
 		return CLI_EXIT_FAIL;

@@ -145,14 +145,16 @@ int main(int argc, char **argv)
 	int timeout = 30000;
 	const char *ns = NULL;
 	int c;
-	while ((c = getopt(argc, argv, "t:n:h")) != -1) {
+	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	while ((c = getopt_long(argc, argv, "t:n:h", longopts, NULL)) != -1) {
 		if (c == 't')
 			timeout = atoi(optarg);
 		else if (c == 'n')
 			ns = optarg;
 		else {
-			fprintf(stderr, "usage: berth-shim-ctl [-t MS] [-n NS] SOCKET METHOD [field=value ...]\n");
-			return 2;
+			fprintf(c == 'h' ? stdout : stderr,
+				"usage: berth-shim-ctl [-t MS] [-n NS] SOCKET METHOD [field=value ...]\n");
+			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (argc - optind < 2) {

@@ -29,6 +29,7 @@ int main(int argc, char **argv)
 		.daemon = "berth-taskd",
 		.service = "tasks",
 		.group = group,
+		.groups = true,
 	};
 	return cli_debug_main(&d, argc, argv);
 }

@@ -250,6 +250,8 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	run $B leases resources keep
 	assert_success
 	assert_output --partial "$d1"
+	run bash -c "$B leases resources --format json keep | jq -r '.[] | select(.id == \"$d2\") | .type'"
+	assert_output content
 	run $B leases ls
 	assert_line --regexp "^keep +[0-9T:.Z-]+ +- +purpose=test$"
 	sleep 1.2

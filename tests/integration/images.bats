@@ -144,6 +144,8 @@ nothing_committed() {
 	assert_success
 	assert_output --partial "complete (6/6)"
 	assert_output --regexp "true$"
+	run bash -c "berth images check --format json | jq -r '.[] | select(.name == \"$R/test/layers:v1\") | \"\\(.status) \\(.present)/\\(.blobs) \\(.unpacked)\"'"
+	assert_output "complete 6/6 true"
 	# one committed snapshot per layer, each on the one before
 	assert_equal "$(committed | wc -l)" 4
 	mount_image "$R/test/layers:v1"

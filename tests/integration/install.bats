@@ -28,6 +28,29 @@ teardown_file() {
 	assert_output "prefix=/usr"
 }
 
+@test "make install puts a man page for every binary, and bash and zsh completion, under DESTDIR" {
+	local b
+	for b in "$STAGE"/usr/bin/berth*; do
+		b=$(basename "$b")
+		ls "$STAGE/usr/share/man/man1/$b.1" "$STAGE/usr/share/man/man8/$b.8" 2>/dev/null | grep -q . ||
+			{ echo "no man page for $b"; false; }
+	done
+	[ -f "$STAGE/usr/share/man/man1/berth.1" ]
+	[ -f "$STAGE/usr/share/man/man8/berth-gatewayd.8" ]
+	run man -l "$STAGE/usr/share/man/man1/berth.1"
+	assert_success
+	assert_output --partial "BERTH_NAMESPACE"
+	# bash-completion loads a command's file by its name: the debug CLIs share berth's
+	for b in berth berth-content berth-snapshot berth-image berth-task; do
+		[ -e "$STAGE/usr/share/bash-completion/completions/$b" ] || { echo "no bash completion for $b"; false; }
+	done
+	run bash -c "source '$STAGE/usr/share/bash-completion/completions/berth' && complete -p berth"
+	assert_success
+	assert_output --partial "_berth"
+	run head -1 "$STAGE/usr/share/zsh/vendor-completions/_berth"
+	assert_output --partial "#compdef berth"
+}
+
 @test "a program built from the installed header and pkg-config file works against the suite" {
 	export PKG_CONFIG_SYSROOT_DIR=$STAGE PKG_CONFIG_PATH=$STAGE/usr/lib/pkgconfig
 	flags=$(pkg-config --cflags --libs berth)

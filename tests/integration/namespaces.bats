@@ -52,6 +52,17 @@ ns_listed() {
 	assert_failure
 }
 
+@test "ls --format json lists names and labels; a bad format is a usage error" {
+	berth namespaces create "$NS" team=a >/dev/null
+	run bash -c "berth namespaces ls --format json | jq -c '.[] | select(.name == \"$NS\")'"
+	assert_success
+	assert_output "{\"labels\":{\"team\":\"a\"},\"name\":\"$NS\"}"
+	run berth namespaces ls --format yaml
+	assert_equal "$status" 2
+	assert_output --partial 'invalid value for --format: "yaml"'
+	berth ns rm "$NS" >/dev/null
+}
+
 @test "rm is refused while a service holds anything, naming what remains" {
 	echo data | berth -n "$NS" content ingest r2 >/dev/null
 	berth -n "$NS" snapshots prepare "snap-$NS" >/dev/null

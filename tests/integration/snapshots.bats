@@ -263,6 +263,8 @@ usage_test() {
 	# human sizes without --b
 	run s usage uc
 	assert_line --regexp '^uc +[0-9.]+ KiB +[0-9]+$'
+	# and as JSON, in bytes
+	assert_equal "$(s usage --format json uc | jq -r '.[] | "\(.key) \(.size) \(.inodes)"')" "uc $size1 $inodes1"
 	s rm uc
 }
 

@@ -140,6 +140,11 @@ running() {
 	assert_line --regexp "^MEMORY_USAGE +[1-9]"
 	run $B tasks ps s
 	assert_line --regexp "^$pid "
+	# the listings as JSON
+	run bash -c "$B tasks ps --format json s | jq -r '.[] | select(.execId == \"\") | .pid'"
+	assert_output "$pid"
+	run bash -c "$B tasks ls --format json | jq -r '.[] | select(.id == \"s\") | \"\\(.pid) \\(.status)\"'"
+	assert_output "$pid running"
 	# SIGKILL: 137, waited for by two waiters at once
 	$B tasks wait s >/dev/null 2>&1 &
 	local w1=$!
@@ -149,6 +154,8 @@ running() {
 	wait "$w1" || assert_equal "$?" 137
 	run $B tasks ls
 	assert_line --regexp "^s +$pid +STOPPED \(exit 137\)"
+	run bash -c "$B tasks ls --format json | jq -r '.[] | select(.id == \"s\") | \"\\(.status) \\(.exitStatus)\"'"
+	assert_output "stopped 137"
 	# killing a stopped task is an error
 	run $B tasks kill s
 	assert_failure
