@@ -54,7 +54,10 @@ teardown_file() {
 @test "a program built from the installed header and pkg-config file works against the suite" {
 	export PKG_CONFIG_SYSROOT_DIR=$STAGE PKG_CONFIG_PATH=$STAGE/usr/lib/pkgconfig
 	flags=$(pkg-config --cflags --libs berth)
-	cc -std=c99 -Wall -Werror -o "$STAGE/hello" "$BATS_TEST_DIRNAME/install/hello_libberth.c" $flags \
+	# a sanitizer build's library (make asan) wants its runtime in the program too
+	local san=""
+	if readelf -d "$STAGE/usr/lib/libberth.so.0" | grep -q 'libasan'; then san="-fsanitize=address,undefined"; fi
+	cc -std=c99 -Wall -Werror $san -o "$STAGE/hello" "$BATS_TEST_DIRNAME/install/hello_libberth.c" $flags \
 		-Wl,-rpath,"$STAGE/usr/lib"
 	run env BERTH_NAMESPACE=inst "$STAGE/hello"
 	assert_success
@@ -65,7 +68,7 @@ teardown_file() {
 int main() { berth_error e; return berth_client_new(nullptr, &e) ? 0 : 0; }' >"$STAGE/t.cc"
 	g++ -std=c++17 -Wall -Werror -fsyntax-only -I"$STAGE/usr/include" "$STAGE/t.cc"
 	# the static library needs nothing but its (shared) dependencies
-	cc -std=c99 -o "$STAGE/hello-static" "$BATS_TEST_DIRNAME/install/hello_libberth.c" -I"$STAGE/usr/include" \
+	cc -std=c99 $san -o "$STAGE/hello-static" "$BATS_TEST_DIRNAME/install/hello_libberth.c" -I"$STAGE/usr/include" \
 		"$STAGE/usr/lib/libberth.a" $(pkg-config --libs libzmq libprotobuf-c openssl libsystemd) -lpthread
 	run env BERTH_NAMESPACE=inst2 "$STAGE/hello-static"
 	assert_success
