@@ -42,7 +42,7 @@ extern char **environ;
 
 #define TASK_META "task.json"
 #define SHIM_QUICK_MS 5000    /* calls that do not run the runtime */
-#define SHIM_RUNTIME_MS 30000 /* calls that do */
+#define SHIM_RUNTIME_MS 30000 /* calls that do, when the client set no deadline */
 #define MON_WAIT_ID 1
 #define MON_INFO_ID 2
 
@@ -293,8 +293,12 @@ static int shim_call_path(const char *sock, const char *ns, const char *id, cons
 			  const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
 			  ProtobufCMessage **resp, bt_err *e)
 {
-	int64_t dflt = runs_runtime(method) ? SHIM_RUNTIME_MS : SHIM_QUICK_MS;
-	int64_t ms = timeout_ms > 0 && timeout_ms < dflt ? timeout_ms : dflt;
+	/* a call that runs the runtime may take as long as its client allows (a
+	 * queue of execs on a busy host); one that does not is bounded, so that
+	 * a stopped shim is found out soon.  Either way only this task waits. */
+	bool slow = runs_runtime(method);
+	int64_t dflt = slow ? SHIM_RUNTIME_MS : SHIM_QUICK_MS;
+	int64_t ms = timeout_ms <= 0 ? dflt : slow || timeout_ms < dflt ? timeout_ms : dflt;
 	ProtobufCMessage *r = NULL;
 	bt_seqcli *c = bt_seqcli_open(sock, "shim", ns, e);
 	if (!c)
