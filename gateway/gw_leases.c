@@ -383,6 +383,23 @@ static void h_list_resources(bt_call *call, void *ctx)
 	free(pv);
 }
 
+int64_t gw_leases_count(gw_leases *l, const char *ns, bt_err *e)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	bt_db_lock(l->db);
+	if (bt_db_prepare(l->db, "SELECT count(*) FROM leases WHERE ns = ?", &st, e) == 0 &&
+	    bt_db_bind_text(l->db, st, 1, ns, e) == 0) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		else
+			bt_db_error(l->db, e, "count leases");
+	}
+	bt_db_unlock(l->db);
+	return n;
+}
+
 int gw_leases_held(gw_leases *l, const char *ns, int64_t now, char ***types, char ***ids, bt_err *e)
 {
 	_cleanup_stmt_ sqlite3_stmt *del = NULL, *st = NULL;

@@ -24,6 +24,8 @@ void gw_leases_service(gw_leases *l, bt_service *svc);
 /* What the unexpired leases of ns hold: types[i] and ids[i]
  * (NULL-terminated, caller frees with bt_strv_free).  Leases expired at now
  * are deleted first. */
+/* How many leases ns has (expired ones included until a collection), -1 on error. */
+int64_t gw_leases_count(gw_leases *l, const char *ns, bt_err *e);
 int gw_leases_held(gw_leases *l, const char *ns, int64_t now, char ***types, char ***ids, bt_err *e);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "gw_auth.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@
 #include "bt_pbmap.h"
 #include "bt_rpc.h"
 #include "bt_util.h"
+#include "gw_leases.h"
 
 /* Each backend gets this long to answer; one that is not there at all is
  * given up on sooner, so that it does not eat the others' time. */
@@ -42,6 +44,7 @@ struct gw_ns {
 	bt_map *known; /* names recorded, so that touching one costs no query */
 	const gw_backend_ref *backends;
 	size_t n_backends;
+	gw_leases *leases; /* the gateway's own holdings in a namespace */
 };
 
 static const char *const migrations[] = {
@@ -435,7 +438,21 @@ static int usage(gw_ns *g, const char *ns, char ***remains, bt_err *e)
 		}
 	}
 	gw_answers_free(a, g->n_backends);
+	if (rc == 0 && g->leases) {
+		int64_t n = gw_leases_count(g->leases, ns, e);
+		if (n < 0)
+			return -1;
+		if (n > 0) {
+			_cleanup_free_ char *line = bt_xasprintf("leases: %" PRId64 " lease%s", n, n == 1 ? "" : "s");
+			bt_strv_push(remains, line);
+		}
+	}
 	return rc;
+}
+
+void gw_ns_set_leases(gw_ns *g, gw_leases *l)
+{
+	g->leases = l;
 }
 
 static void h_delete(bt_call *call, void *ctx)

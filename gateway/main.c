@@ -217,6 +217,7 @@ int main(int argc, char **argv)
 		goto out;
 	if ((rc = gw_leases_open(state, &leases, &e)) < 0)
 		goto out;
+	gw_ns_set_leases(nsreg, leases);
 	gc = gw_gc_new(refs, nrefs, bt_config_default_snapshotter(cfg), leases);
 	gw_leases_set_gc(leases, gc);
 	if ((rc = gw_gc_start(gc, bt_config_duration_ms(cfg, "gc.delay"), &e)) < 0)

@@ -301,6 +301,15 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	run $B leases ls -q
 	assert_output dup
 	$B leases rm dup
+	# a namespace holding only a lease is not empty
+	local N3="${NS}l"
+	berth -n "$N3" leases create --id only >/dev/null
+	run berth namespaces rm "$N3"
+	assert_failure 1
+	assert_output --partial "leases: 1 lease"
+	berth -n "$N3" leases rm only
+	run berth namespaces rm "$N3"
+	assert_success
 }
 
 @test "an import holds its blobs with a lease while it runs, and lets go after" {
