@@ -186,12 +186,13 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
-static void send_size(berth_client *c, const session *s)
+/* Gives the process's terminal the size of ours (if ours has one). */
+static void send_size(berth_client *c, const char *id, const char *exec_id)
 {
 	struct winsize ws;
 	berth_error err;
 	if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-		berth_task_resize(c, NULL, s->id, s->exec_id, ws.ws_col, ws.ws_row, &err);
+		berth_task_resize(c, NULL, id, exec_id, ws.ws_col, ws.ws_row, &err);
 }
 
 /*
@@ -224,7 +225,7 @@ static int session_run(cli_ctx *ctx, berth_client *c, const char *id, const char
 		sigaction(SIGQUIT, &sa, NULL);
 	}
 	if (io->terminal)
-		send_size(c, &s);
+		send_size(c, id, exec_id);
 	if (pthread_create(&wt, NULL, waiter_main, &s) != 0)
 		return cli_errorf(ctx, "cannot start a thread"), -1;
 	if (with_stdin && io->fd_in >= 0 && pthread_create(&it, NULL, stdin_main, &s) == 0)
@@ -245,7 +246,7 @@ static int session_run(cli_ctx *ctx, berth_client *c, const char *id, const char
 			while (read(sig_pipe[0], &sig, 1) == 1) {
 				berth_error err;
 				if (sig == SIGWINCH)
-					send_size(c, &s);
+					send_size(c, id, exec_id);
 				else if (berth_task_kill(c, NULL, id, exec_id, sig, false, &err) < 0)
 					fprintf(stderr, "%s: forward signal %d: %s\n", ctx->prog, sig, err.message);
 			}
@@ -333,6 +334,9 @@ static int tasks_start(cli_ctx *ctx, int argc, char **argv)
 		cio_close(&io);
 		return cli_fail(ctx, &err);
 	}
+	/* the terminal exists once created: sized before the process runs */
+	if (a.tty)
+		send_size(c, id, NULL);
 	if (berth_task_start(c, NULL, id, NULL, &pid, &err) < 0) {
 		int rc = cli_fail(ctx, &err);
 		berth_task_delete(c, NULL, id, NULL, NULL, NULL, &err);
@@ -394,6 +398,13 @@ static char *exec_process(const berth_container *ctr, char **args, int n, bool t
 		json_array_append_new(arr, json_string(args[i]));
 	json_object_set_new(proc, "args", arr);
 	json_object_set_new(proc, "terminal", json_boolean(tty));
+	/* an exec's terminal is made when it starts: its size goes with the process */
+	struct winsize ws;
+	if (tty && ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		json_object_set_new(proc, "consoleSize", json_pack("{s:i, s:i}", "height", (int)ws.ws_row, "width",
+								   (int)ws.ws_col));
+	else
+		json_object_del(proc, "consoleSize");
 	if (cwd)
 		json_object_set_new(proc, "cwd", json_string(cwd));
 	char *s = json_dumps(proc, JSON_COMPACT);
