@@ -1,6 +1,6 @@
 /*
- * cli_tasks — `berth tasks start|ls|kill|exec|ps|pause|resume|metrics|rm|
- * attach|wait`, following ctr's verbs and flags.
+ * cli_tasks — `berth tasks start|ls|kill|exec|ps|pause|resume|metrics|update|
+ * rm|attach|wait`, following ctr's verbs and flags.
  *
  * Stdio flows through FIFOs the CLI makes in a private temporary directory
  * (as ctr's cio does): the shim opens them by path, the CLI copies its own
@@ -717,6 +717,73 @@ static int tasks_metrics(cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+typedef struct update_args {
+	json_t *res; /* OCI LinuxResources */
+} update_args;
+
+/* Sets res.GROUP.KEY to the number in val (with size: also "64MiB" etc.), or
+ * to -1 where minus_one allows it ("no limit"); -1 for a bad value (cli_parse
+ * says so). */
+static int update_set(update_args *a, const char *group, const char *key, const char *val, bool size, bool minus_one)
+{
+	uint64_t v;
+	json_int_t n;
+	if (minus_one && !strcmp(val, "-1"))
+		n = -1;
+	else if ((size ? bt_parse_size(val, &v) : bt_parse_u64(val, &v)) < 0 || v > INT64_MAX)
+		return -1;
+	else
+		n = (json_int_t)v;
+	json_t *g = json_object_get(a->res, group);
+	if (!g) {
+		g = json_object();
+		json_object_set_new(a->res, group, g);
+	}
+	json_object_set_new(g, key, json_integer(n));
+	return 0;
+}
+
+static int update_opt(void *arg, int idx, const char *val)
+{
+	update_args *a = arg;
+	switch (idx) {
+	case 0: return update_set(a, "memory", "limit", val, true, true);
+	case 1: return update_set(a, "cpu", "quota", val, false, true);
+	case 2: return update_set(a, "cpu", "period", val, false, false);
+	case 3: return update_set(a, "pids", "limit", val, false, true);
+	default: return 0;
+	}
+}
+
+static int tasks_update(cli_ctx *ctx, int argc, char **argv)
+{
+	update_args a = { .res = json_object() };
+	berth_error err;
+	static const cli_opt opts[] = { { "memory-limit", 0, "BYTES", "memory limit, bytes or 64MiB etc. (-1: none)" },
+					{ "cpu-quota", 0, "N", "CFS quota in microseconds per period (-1: none)" },
+					{ "cpu-period", 0, "N", "CFS period in microseconds" },
+					{ "pids-limit", 0, "N", "most processes at once (-1: none)" },
+					{ NULL, 0, NULL, NULL } };
+	int first = cli_parse(ctx, "tasks update", "[OPTIONS] ID", "Change the resource limits of a running task.", opts,
+			      argc, argv, update_opt, &a);
+	size_t n_set = json_object_size(a.res);
+	_cleanup_free_ char *res = json_dumps(a.res, JSON_COMPACT);
+	json_decref(a.res);
+	if (first < 0)
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	if (argc - first != 1)
+		return cli_usage_error(ctx, "tasks update", "expected an ID");
+	if (n_set == 0)
+		return cli_usage_error(ctx, "tasks update",
+				       "nothing to update (give --memory-limit, --cpu-quota, --cpu-period or --pids-limit)");
+	berth_client *c = cli_client(ctx);
+	if (!c)
+		return CLI_EXIT_FAIL;
+	if (berth_task_update(c, NULL, argv[first], res, &err) < 0)
+		return cli_fail(ctx, &err);
+	return 0;
+}
+
 /* Removes a FIFO directory this CLI made for a detached task. */
 static void remove_cio(const char *path)
 {
@@ -785,6 +852,7 @@ const cli_cmd cli_tasks_cmds[] = {
 	{ "pause", tasks_pause, NULL, "Freeze a task", NULL, { 0 } },
 	{ "resume", tasks_resume, NULL, "Thaw a task", NULL, { 0 } },
 	{ "metrics", tasks_metrics, NULL, "Print a task's cgroup metrics", NULL, { "metric" } },
+	{ "update", tasks_update, NULL, "Change a task's resource limits", NULL, { 0 } },
 	{ "rm", tasks_rm, NULL, "Delete stopped tasks", NULL, { "delete", "remove" } },
 	{ "attach", tasks_attach, NULL, "Attach to a task's stdio", NULL, { 0 } },
 	{ "wait", tasks_wait, NULL, "Wait for a task to exit and exit with its code", NULL, { 0 } },
