@@ -1,6 +1,6 @@
 /*
- * cli_tasks — `berth tasks start|ls|kill|exec|ps|pause|resume|metrics|rm|
- * attach|wait`, following ctr's verbs and flags.
+ * cli_tasks — `berth tasks start|ls|kill|exec|ps|pause|resume|metrics|update|
+ * rm|attach|wait`, following ctr's verbs and flags.
  *
  * Stdio flows through FIFOs the CLI makes in a private temporary directory
  * (as ctr's cio does): the shim opens them by path, the CLI copies its own
@@ -190,12 +190,13 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
-static void send_size(berth_client *c, const session *s)
+/* Gives the process's terminal the size of ours (if ours has one). */
+static void send_size(berth_client *c, const char *id, const char *exec_id)
 {
 	struct winsize ws;
 	berth_error err;
 	if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-		berth_task_resize(c, NULL, s->id, s->exec_id, ws.ws_col, ws.ws_row, &err);
+		berth_task_resize(c, NULL, id, exec_id, ws.ws_col, ws.ws_row, &err);
 }
 
 /*
@@ -228,7 +229,7 @@ int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *e
 		sigaction(SIGQUIT, &sa, NULL);
 	}
 	if (io->terminal)
-		send_size(c, &s);
+		send_size(c, id, exec_id);
 	if (pthread_create(&wt, NULL, waiter_main, &s) != 0)
 		return cli_errorf(ctx, "cannot start a thread"), -1;
 	if (with_stdin && io->fd_in >= 0 && pthread_create(&it, NULL, stdin_main, &s) == 0)
@@ -249,7 +250,7 @@ int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *e
 			while (read(sig_pipe[0], &sig, 1) == 1) {
 				berth_error err;
 				if (sig == SIGWINCH)
-					send_size(c, &s);
+					send_size(c, id, exec_id);
 				else if (berth_task_kill(c, NULL, id, exec_id, sig, false, &err) < 0)
 					fprintf(stderr, "%s: forward signal %d: %s\n", ctx->prog, sig, err.message);
 			}
@@ -335,6 +336,9 @@ static int tasks_start(cli_ctx *ctx, int argc, char **argv)
 		cli_cio_close(&io);
 		return cli_fail(ctx, &err);
 	}
+	/* the terminal exists once created: sized before the process runs */
+	if (a.tty)
+		send_size(c, id, NULL);
 	if (berth_task_start(c, NULL, id, NULL, &pid, &err) < 0) {
 		int rc = cli_fail(ctx, &err);
 		berth_task_delete(c, NULL, id, NULL, NULL, NULL, &err);
@@ -396,6 +400,13 @@ static char *exec_process(const berth_container *ctr, char **args, int n, bool t
 		json_array_append_new(arr, json_string(args[i]));
 	json_object_set_new(proc, "args", arr);
 	json_object_set_new(proc, "terminal", json_boolean(tty));
+	/* an exec's terminal is made when it starts: its size goes with the process */
+	struct winsize ws;
+	if (tty && ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		json_object_set_new(proc, "consoleSize", json_pack("{s:i, s:i}", "height", (int)ws.ws_row, "width",
+								   (int)ws.ws_col));
+	else
+		json_object_del(proc, "consoleSize");
 	if (cwd)
 		json_object_set_new(proc, "cwd", json_string(cwd));
 	char *s = json_dumps(proc, JSON_COMPACT);
@@ -759,6 +770,73 @@ static int tasks_metrics(cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+typedef struct update_args {
+	json_t *res; /* OCI LinuxResources */
+} update_args;
+
+/* Sets res.GROUP.KEY to the number in val (with size: also "64MiB" etc.), or
+ * to -1 where minus_one allows it ("no limit"); -1 for a bad value (cli_parse
+ * says so). */
+static int update_set(update_args *a, const char *group, const char *key, const char *val, bool size, bool minus_one)
+{
+	uint64_t v;
+	json_int_t n;
+	if (minus_one && !strcmp(val, "-1"))
+		n = -1;
+	else if ((size ? bt_parse_size(val, &v) : bt_parse_u64(val, &v)) < 0 || v > INT64_MAX)
+		return -1;
+	else
+		n = (json_int_t)v;
+	json_t *g = json_object_get(a->res, group);
+	if (!g) {
+		g = json_object();
+		json_object_set_new(a->res, group, g);
+	}
+	json_object_set_new(g, key, json_integer(n));
+	return 0;
+}
+
+static int update_opt(void *arg, int idx, const char *val)
+{
+	update_args *a = arg;
+	switch (idx) {
+	case 0: return update_set(a, "memory", "limit", val, true, true);
+	case 1: return update_set(a, "cpu", "quota", val, false, true);
+	case 2: return update_set(a, "cpu", "period", val, false, false);
+	case 3: return update_set(a, "pids", "limit", val, false, true);
+	default: return 0;
+	}
+}
+
+static int tasks_update(cli_ctx *ctx, int argc, char **argv)
+{
+	update_args a = { .res = json_object() };
+	berth_error err;
+	static const cli_opt opts[] = { { "memory-limit", 0, "BYTES", "memory limit, bytes or 64MiB etc. (-1: none)" },
+					{ "cpu-quota", 0, "N", "CFS quota in microseconds per period (-1: none)" },
+					{ "cpu-period", 0, "N", "CFS period in microseconds" },
+					{ "pids-limit", 0, "N", "most processes at once (-1: none)" },
+					{ NULL, 0, NULL, NULL } };
+	int first = cli_parse(ctx, "tasks update", "[OPTIONS] ID", "Change the resource limits of a running task.", opts,
+			      argc, argv, update_opt, &a);
+	size_t n_set = json_object_size(a.res);
+	_cleanup_free_ char *res = json_dumps(a.res, JSON_COMPACT);
+	json_decref(a.res);
+	if (first < 0)
+		return first == -2 ? 0 : CLI_EXIT_USAGE;
+	if (argc - first != 1)
+		return cli_usage_error(ctx, "tasks update", "expected an ID");
+	if (n_set == 0)
+		return cli_usage_error(ctx, "tasks update",
+				       "nothing to update (give --memory-limit, --cpu-quota, --cpu-period or --pids-limit)");
+	berth_client *c = cli_client(ctx);
+	if (!c)
+		return CLI_EXIT_FAIL;
+	if (berth_task_update(c, NULL, argv[first], res, &err) < 0)
+		return cli_fail(ctx, &err);
+	return 0;
+}
+
 /* Removes a FIFO directory this CLI made for a detached task. */
 static void remove_cio(const char *path)
 {
@@ -829,6 +907,7 @@ const cli_cmd cli_tasks_cmds[] = {
 	{ "pause", tasks_pause, NULL, "Freeze a task", NULL, { 0 } },
 	{ "resume", tasks_resume, NULL, "Thaw a task", NULL, { 0 } },
 	{ "metrics", tasks_metrics, NULL, "Print a task's cgroup metrics", NULL, { "metric" } },
+	{ "update", tasks_update, NULL, "Change a task's resource limits", NULL, { 0 } },
 	{ "rm", tasks_rm, NULL, "Delete stopped tasks", NULL, { "delete", "remove" } },
 	{ "attach", tasks_attach, NULL, "Attach to a task's stdio", NULL, { 0 } },
 	{ "wait", tasks_wait, NULL, "Wait for a task to exit and exit with its code", NULL, { 0 } },
