@@ -12,17 +12,9 @@ bats_require_minimum_version 1.5.0
 load helpers
 source "$REPO/tests/images/fixtures.sh"
 
-# crun 1.8 refuses a hybrid cgroup host whose v2 hierarchy holds a
-# controller (docs/tasks.md, host note): mount hugetlb for the file's
-# duration, only when needed, as tasks.bats and shim.bats do.
+# crun on this hybrid cgroup host: hugetlb_v1_mount (helpers.bash)
 setup_file() {
-	if [ -e /sys/fs/cgroup/unified/cgroup.controllers ] &&
-		grep -qx hugetlb /sys/fs/cgroup/unified/cgroup.controllers &&
-		! [ -e /sys/fs/cgroup/hugetlb ]; then
-		mkdir /sys/fs/cgroup/hugetlb
-		mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
-		touch "$BATS_FILE_TMPDIR/hugetlb-mounted"
-	fi
+	hugetlb_v1_mount "$BATS_FILE_TMPDIR"
 	suite_setup
 	export SUITE_DIR
 	export FX=$SUITE_DIR/fx
@@ -41,9 +33,7 @@ teardown_file() {
 		done
 	done
 	suite_teardown
-	if [ -e "$BATS_FILE_TMPDIR/hugetlb-mounted" ]; then
-		umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb
-	fi
+	hugetlb_v1_unmount "$BATS_FILE_TMPDIR"
 }
 
 setup() {
