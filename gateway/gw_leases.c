@@ -186,11 +186,12 @@ out:
 	if (rc < 0) {
 		bt_call_error(call, &e);
 	} else {
+		/* (before the reply: the call, and ns with it, is gone once answered) */
+		bt_event(ns, "/leases/create", "id", r.name, NULL);
 		to_pb(&r, &pl);
 		resp.lease = &pl;
 		bt_call_reply(call, &resp.base);
 		pb_release(&pl);
-		bt_event(ns, "/leases/create", "id", r.name, NULL);
 	}
 	rec_clear(&r);
 }
