@@ -358,7 +358,8 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	done
 	[ "$(count content ls)" -eq 0 ]
 	[ "$(count snapshots ls)" -eq 0 ]
-	grep -q "gc of namespace $NS: removed 5 objects" "$BERTH_RUN/dev/berth-gatewayd.log"
+	# (the import's own lease deletion may have brought a collection before the rm)
+	grep -q "gc of namespace $NS: removed" "$BERTH_RUN/dev/berth-gatewayd.log"
 	# another namespace is untouched
 	run berth -n "${NS}b" content info "$keep"
 	assert_success
