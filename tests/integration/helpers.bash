@@ -105,3 +105,16 @@ faultproxy_start() {
 	for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.05; done
 	echo "127.0.0.1:$(cat "$dir/port")"
 }
+
+# Stops a suite that ran tasks: whatever a failed test left (every task of
+# every namespace), then the suite, then the crun hugetlb mount.
+tasks_suite_teardown() {
+	local ns id
+	for ns in $(ls "$BERTH_RUN/tasks" 2>/dev/null); do
+		for id in $(ls "$BERTH_RUN/tasks/$ns"); do
+			berth -n "$ns" tasks rm -f "$id" >/dev/null 2>&1 || true
+		done
+	done
+	suite_teardown
+	hugetlb_v1_unmount "$BATS_FILE_TMPDIR"
+}

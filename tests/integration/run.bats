@@ -33,16 +33,7 @@ setup_file() {
 	done
 }
 
-teardown_file() {
-	local ns id
-	for ns in $(ls "$BERTH_RUN/tasks" 2>/dev/null); do
-		for id in $(ls "$BERTH_RUN/tasks/$ns"); do
-			berth -n "$ns" tasks rm -f "$id" >/dev/null 2>&1 || true
-		done
-	done
-	suite_teardown
-	hugetlb_v1_unmount "$BATS_FILE_TMPDIR"
-}
+teardown_file() { tasks_suite_teardown; }
 
 setup() {
 	NS=$(fresh_ns)

@@ -25,16 +25,7 @@ setup_file() {
 	(cd "$FX" && runc spec)
 }
 
-teardown_file() {
-	local ns id
-	for ns in $(ls "$BERTH_RUN/tasks" 2>/dev/null); do
-		for id in $(ls "$BERTH_RUN/tasks/$ns"); do
-			berth -n "$ns" tasks rm -f "$id" >/dev/null 2>&1 || true
-		done
-	done
-	suite_teardown
-	hugetlb_v1_unmount "$BATS_FILE_TMPDIR"
-}
+teardown_file() { tasks_suite_teardown; }
 
 setup() {
 	NS=$(fresh_ns)
@@ -117,6 +108,22 @@ pane_has() { tm capture-pane -p -S - 2>/dev/null | grep -qE "$1"; }
 pane_wait() { until_ok 100 pane_has "$1" || { echo "pane without $1:"; tm capture-pane -p -S -; return 1; }; }
 
 # the host path of a v1 controller's (or the v2) cgroup directory of PID
+# The cgroup files of process PID hold memory limit MEM, pids limit PIDS,
+# and CPU quota QUOTA per 100000 µs (v1 controllers, or the v2 hierarchy).
+limits_are() {
+	local pid=$1 mem=$2 pids=$3 quota=$4
+	if [ -e "$(cgdir "$pid" memory)/memory.limit_in_bytes" ]; then
+		[ "$(cat "$(cgdir "$pid" memory)/memory.limit_in_bytes")" = "$mem" ]
+		[ "$(cat "$(cgdir "$pid" pids)/pids.max")" = "$pids" ]
+		[ "$(cat "$(cgdir "$pid" cpu)/cpu.cfs_quota_us")" = "$quota" ]
+		[ "$(cat "$(cgdir "$pid" cpu)/cpu.cfs_period_us")" = 100000 ]
+	else
+		[ "$(cat "$(cgdir "$pid")/memory.max")" = "$mem" ]
+		[ "$(cat "$(cgdir "$pid")/pids.max")" = "$pids" ]
+		[ "$(cat "$(cgdir "$pid")/cpu.max")" = "$quota 100000" ]
+	fi
+}
+
 cgdir() {
 	local path
 	path=$(awk -F: -v c="$2" '$1 == "0" && $2 == "" && c == "" {print $3}
@@ -228,32 +235,14 @@ update_limits() {
 	pid=$($B tasks start -d u)
 	run $B tasks update --memory-limit 64MiB --cpu-quota 25000 --cpu-period 100000 --pids-limit 42 u
 	assert_success
-	if [ -e "$(cgdir "$pid" memory)/memory.limit_in_bytes" ]; then
-		[ "$(cat "$(cgdir "$pid" memory)/memory.limit_in_bytes")" = 67108864 ]
-		[ "$(cat "$(cgdir "$pid" pids)/pids.max")" = 42 ]
-		[ "$(cat "$(cgdir "$pid" cpu)/cpu.cfs_quota_us")" = 25000 ]
-		[ "$(cat "$(cgdir "$pid" cpu)/cpu.cfs_period_us")" = 100000 ]
-	else
-		[ "$(cat "$(cgdir "$pid")/memory.max")" = 67108864 ]
-		[ "$(cat "$(cgdir "$pid")/pids.max")" = 42 ]
-		[ "$(cat "$(cgdir "$pid")/cpu.max")" = "25000 100000" ]
-	fi
+	limits_are "$pid" 67108864 42 25000
 	run $B tasks metrics u
 	assert_line --regexp "^MEMORY_LIMIT +67108864$"
 	assert_line --regexp "^PIDS_LIMIT +42$"
 	# a second update changes what it names and keeps the rest
 	run $B tasks update --memory-limit 33554432 --pids-limit 7 --cpu-quota 50000 u
 	assert_success
-	if [ -e "$(cgdir "$pid" memory)/memory.limit_in_bytes" ]; then
-		[ "$(cat "$(cgdir "$pid" memory)/memory.limit_in_bytes")" = 33554432 ]
-		[ "$(cat "$(cgdir "$pid" pids)/pids.max")" = 7 ]
-		[ "$(cat "$(cgdir "$pid" cpu)/cpu.cfs_quota_us")" = 50000 ]
-		[ "$(cat "$(cgdir "$pid" cpu)/cpu.cfs_period_us")" = 100000 ]
-	else
-		[ "$(cat "$(cgdir "$pid")/memory.max")" = 33554432 ]
-		[ "$(cat "$(cgdir "$pid")/pids.max")" = 7 ]
-		[ "$(cat "$(cgdir "$pid")/cpu.max")" = "50000 100000" ]
-	fi
+	limits_are "$pid" 33554432 7 50000
 	run $B tasks metrics u
 	assert_line --regexp "^MEMORY_LIMIT +33554432$"
 	assert_line --regexp "^PIDS_LIMIT +7$"
