@@ -95,6 +95,27 @@ berth_stdio cli_cio_stdio(const cli_cio *io)
 	return s;
 }
 
+/* What the stdin thread works with.  It may sit in read(0) long after the
+ * session is over (nothing can interrupt it), so it owns this: its own copy
+ * of the FIFO's end and of the names, freed by whichever lets go last. */
+typedef struct stdin_job {
+	atomic_int refs;   /* the session's and the thread's */
+	atomic_bool over;  /* the process exited: nothing more to pass on */
+	int fd;
+	cli_ctx *ctx;      /* main's: lives until the process exits */
+	char *id, *exec_id;
+} stdin_job;
+
+static void stdin_job_put(stdin_job *j)
+{
+	if (!j || atomic_fetch_sub(&j->refs, 1) != 1)
+		return;
+	close(j->fd);
+	free(j->id);
+	free(j->exec_id);
+	free(j);
+}
+
 /* What the copying threads share. */
 typedef struct session {
 	cli_ctx *ctx;
@@ -104,8 +125,7 @@ typedef struct session {
 	uint32_t exit_status;
 	int wait_rc;
 	berth_error wait_err;
-	bool stdin_eof;
-	atomic_bool exited; /* set by the waiter before it tells the main thread */
+	stdin_job *in;    /* NULL without a stdin thread */
 } session;
 
 static void *waiter_main(void *arg)
@@ -123,7 +143,8 @@ static void *waiter_main(void *arg)
 		}
 		berth_client_free(&c);
 	}
-	atomic_store(&s->exited, true);
+	if (s->in)
+		atomic_store(&s->in->over, true);
 	char x = 1;
 	if (write(s->done_pipe[1], &x, 1) < 0)
 		s->wait_rc = -1;
@@ -132,27 +153,34 @@ static void *waiter_main(void *arg)
 
 static void *stdin_main(void *arg)
 {
-	session *s = arg;
+	stdin_job *j = arg;
 	char buf[16384];
-	for (;;) {
+	bool eof = false;
+	while (!atomic_load(&j->over)) {
 		ssize_t n = read(0, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			eof = true;
 			break;
-		if (bt_write_all(s->io->fd_in, buf, (size_t)n) < 0)
-			return NULL;
+		}
+		if (bt_write_all(j->fd, buf, (size_t)n) < 0)
+			break;
 	}
-	berth_error err;
-	berth_client *c = cli_client_new(s->ctx, &err);
-	if (c) {
-		/* once the process has exited there is no stdin left to close (and its
-		 * task or exec may be gone already): only an error before that is one */
-		if (berth_task_close_stdin(c, NULL, s->id, s->exec_id, &err) < 0 && !atomic_load(&s->exited) &&
-		    err.code != BERTH_NOT_FOUND)
-			fprintf(stderr, "%s: close stdin: %s\n", s->ctx->prog, err.message);
-		berth_client_free(&c);
+	if (eof && !atomic_load(&j->over)) {
+		berth_error err;
+		berth_client *c = cli_client_new(j->ctx, &err);
+		if (c) {
+			/* once the process has exited there is no stdin left to close (and
+			 * its task or exec may be gone already): only an error before that
+			 * is one */
+			if (berth_task_close_stdin(c, NULL, j->id, j->exec_id, &err) < 0 && !atomic_load(&j->over) &&
+			    err.code != BERTH_NOT_FOUND)
+				fprintf(stderr, "%s: close stdin: %s\n", j->ctx->prog, err.message);
+			berth_client_free(&c);
+		}
 	}
+	stdin_job_put(j);
 	return NULL;
 }
 
@@ -230,10 +258,29 @@ int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *e
 	}
 	if (io->terminal)
 		send_size(c, id, exec_id);
-	if (pthread_create(&wt, NULL, waiter_main, &s) != 0)
+	if (with_stdin && io->fd_in >= 0) {
+		stdin_job *j = bt_xzalloc(sizeof(*j));
+		atomic_init(&j->refs, 2);
+		j->fd = fcntl(io->fd_in, F_DUPFD_CLOEXEC, 3);
+		j->ctx = ctx;
+		j->id = bt_xstrdup(id);
+		j->exec_id = exec_id ? bt_xstrdup(exec_id) : NULL;
+		if (j->fd >= 0 && pthread_create(&it, NULL, stdin_main, j) == 0) {
+			it_started = true;
+			s.in = j;
+		} else {
+			atomic_init(&j->refs, 1);
+			stdin_job_put(j);
+		}
+	}
+	if (pthread_create(&wt, NULL, waiter_main, &s) != 0) {
+		if (it_started) {
+			atomic_store(&s.in->over, true);
+			pthread_detach(it);
+			stdin_job_put(s.in);
+		}
 		return cli_errorf(ctx, "cannot start a thread"), -1;
-	if (with_stdin && io->fd_in >= 0 && pthread_create(&it, NULL, stdin_main, &s) == 0)
-		it_started = true;
+	}
 	bool exited = false;
 	int out_fd = io->fd_out, err_fd = io->fd_err;
 	while (!exited) {
@@ -268,8 +315,11 @@ int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *e
 		pump(err_fd, 2);
 	if (raw)
 		tcsetattr(0, TCSANOW, &saved);
-	if (it_started)
-		pthread_detach(it); /* it may sit in read(0) for ever */
+	if (it_started) {
+		atomic_store(&s.in->over, true);
+		pthread_detach(it); /* it may sit in read(0) for ever: it frees the job */
+		stdin_job_put(s.in);
+	}
 	close(s.done_pipe[0]);
 	close(s.done_pipe[1]);
 	if (s.wait_rc < 0) {
