@@ -897,7 +897,8 @@ int berth_spec_build(const char *ns, const char *config_json, size_t len, const 
 				json_array_append_new(mounts, mount_json(files[i], "bind", files[i], "rbind,ro"));
 	}
 	if (o->privileged) {
-		/* a writable /sys */
+		/* a writable /sys: "ro" becomes an explicit "rw", as containerd
+		 * writes it, so that the two specs agree option by option */
 		size_t i;
 		json_t *m;
 		json_array_foreach (mounts, i, m)
@@ -906,7 +907,8 @@ int berth_spec_build(const char *ns, const char *config_json, size_t len, const 
 				size_t k;
 				json_array_foreach (opts, k, v)
 					if (!strcmp(json_string_value(v), "ro")) {
-						json_array_remove(opts, k);
+						if (json_array_set_new(opts, k, json_string("rw")) < 0)
+							bt_oom();
 						break;
 					}
 				break;
