@@ -9,11 +9,14 @@
  * began, go — snapshots leaf first; a blob's bytes leave the disk when the
  * last namespace holding it lets go (berth-contentd's Delete).
  *
- * A collection waits for nobody: when the image service says transfers are
- * running in the namespace (their blobs and snapshots are not referenced
- * yet), it is refused with UNAVAILABLE and can be asked again.  Each removal
- * is atomic in its own service, so a collection cut short (a daemon killed)
- * leaves only reachable things and garbage the next one finds again.
+ * While it runs, the gateway holds the namespace's requests that could add
+ * a reference (gw_gc_fence_kind), after those already sent are answered:
+ * nothing it is about to remove can be taken into use meanwhile.  It waits
+ * for no transfer: when one runs in the namespace (its blobs and snapshots
+ * are not referenced yet), it is refused with UNAVAILABLE and can be asked
+ * again.  Each removal is atomic in its own service, so a collection cut
+ * short (a daemon killed) leaves only reachable things and garbage the next
+ * one finds again.
  */
 #define _GNU_SOURCE
 #include "gw_gc.h"
@@ -34,12 +37,15 @@
 
 #define GC_TIMEOUT_MS 30000
 #define USAGE_TIMEOUT_MS 5000
+#define FENCE_TIMEOUT_MS 10000
 
 struct gw_gc {
 	const gw_backend_ref *backends;
 	size_t n;
 	char *default_sn;
 	gw_leases *leases;
+	gw_proxy *proxy;       /* under mu: NULL until the gateway routes */
+	pthread_mutex_t run_mu; /* one collection at a time */
 	/* the scheduler */
 	int64_t delay_ms;
 	pthread_t thread;
@@ -57,6 +63,7 @@ gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_s
 	g->n = n;
 	g->default_sn = bt_xstrdup(default_sn);
 	pthread_mutex_init(&g->mu, NULL);
+	pthread_mutex_init(&g->run_mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	g->due = bt_map_new();
 	return g;
@@ -84,9 +91,42 @@ void gw_gc_free(gw_gc **gp)
 	bt_map_free(&g->due);
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->mu);
+	pthread_mutex_destroy(&g->run_mu);
 	free(g->default_sn);
 	free(g);
 	*gp = NULL;
+}
+
+void gw_gc_set_proxy(gw_gc *g, gw_proxy *p)
+{
+	pthread_mutex_lock(&g->mu);
+	g->proxy = p;
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* What could take a collection's garbage into use: a record or a lease
+ * naming it, a label on it or on what reaches it, a snapshot on it.  The
+ * image service's transfers do so from inside it, so one in flight refuses
+ * the fence (as it refuses the collection: check_idle). */
+gw_fence_kind gw_gc_fence_kind(const char *service, const char *method)
+{
+	static const struct {
+		const char *service, *method;
+		gw_fence_kind kind;
+	} guarded[] = {
+		{ "images", "Create", GW_FENCE_HOLD },	   { "images", "Update", GW_FENCE_HOLD },
+		{ "images", "Pull", GW_FENCE_BUSY },	   { "images", "Push", GW_FENCE_BUSY },
+		{ "images", "Unpack", GW_FENCE_BUSY },	   { "containers", "Create", GW_FENCE_HOLD },
+		{ "containers", "Update", GW_FENCE_HOLD }, { "content", "Write", GW_FENCE_HOLD },
+		{ "content", "Update", GW_FENCE_HOLD },	   { "snapshots", "Prepare", GW_FENCE_HOLD },
+		{ "snapshots", "View", GW_FENCE_HOLD },	   { "snapshots", "Commit", GW_FENCE_HOLD },
+		{ "snapshots", "Update", GW_FENCE_HOLD },  { "leases", "Create", GW_FENCE_HOLD },
+		{ "leases", "AddResource", GW_FENCE_HOLD },
+	};
+	for (size_t i = 0; i < BT_ARRAY_LEN(guarded); i++)
+		if (!strcmp(guarded[i].method, method) && !strcmp(guarded[i].service, service))
+			return guarded[i].kind;
+	return GW_FENCE_PASS;
 }
 
 /* --- one snapshotter's snapshots ------------------------------------------------------ */
@@ -425,17 +465,34 @@ static void collection_clear(collection *c)
 static int collect(collection *c, bt_err *e)
 {
 	int64_t started = bt_mono_ns();
-	int rc;
+	gw_proxy *fence = NULL;
+	int rc = 0;
 
 	berth__gc__v1__collect_response__init(&c->resp);
+	pthread_mutex_lock(&c->g->run_mu);
 	c->t0 = bt_now_ns();
-	rc = check_idle(c, e);
+	/* a dry run removes nothing: it holds nobody up */
+	if (!c->dry_run) {
+		pthread_mutex_lock(&c->g->mu);
+		fence = c->g->proxy;
+		pthread_mutex_unlock(&c->g->mu);
+	}
+	if (fence && gw_proxy_fence(fence, c->ns, gw_gc_fence_kind, FENCE_TIMEOUT_MS, e) < 0) {
+		bt_err_wrap(e, "gc: namespace %s", c->ns);
+		fence = NULL;
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = check_idle(c, e);
 	if (rc == 0)
 		rc = mark(c, e);
 	if (rc == 0)
 		rc = sweep_content(c, e);
 	for (size_t i = 0; rc == 0 && i < c->n_sets; i++)
 		rc = sweep_snapshots(c, &c->sets[i], e);
+	if (fence)
+		gw_proxy_unfence(fence);
+	pthread_mutex_unlock(&c->g->run_mu);
 	c->resp.removed = c->removed;
 	c->resp.duration_us = (bt_mono_ns() - started) / 1000;
 	if (rc < 0)

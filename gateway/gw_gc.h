@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "bt_server.h"
+#include "gw_proxy.h"
 #include "gw_system.h"
 
 typedef struct gw_gc gw_gc;
@@ -26,5 +27,10 @@ int gw_gc_start(gw_gc *g, int64_t delay_ms, bt_err *e);
 void gw_gc_schedule(gw_gc *g, const char *ns);
 /* One collection of ns (what a synchronous lease Delete runs). */
 int gw_gc_run(gw_gc *g, const char *ns, bt_err *e);
+/* The forwarding loop whose fence guards collections (set once it exists;
+ * before, nothing reaches the namespaces to guard). */
+void gw_gc_set_proxy(gw_gc *g, gw_proxy *p);
+/* How a collection's fence treats a request (gw_proxy_fence). */
+gw_fence_kind gw_gc_fence_kind(const char *service, const char *method);
 
 #endif

@@ -12,6 +12,11 @@
  * says so (a pipe can outlive its connection for a moment, and a message
  * sent into it is lost); requests for one that is not connected are held
  * for the connect grace, then answered UNAVAILABLE.
+ *
+ * A fence (gw_proxy_fence, for a garbage collection) holds the requests of
+ * one namespace that could add a reference there, and waits until those
+ * sent before it are answered; the loop carries it out, other threads ask
+ * for it under fmu.
  */
 #define _GNU_SOURCE
 #include "gw_proxy.h"
@@ -19,12 +24,14 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "bt_log.h"
+#include "bt_ident.h"
 #include "bt_map.h"
 #include "bt_rpc.h"
 #include "bt_util.h"
@@ -71,7 +78,21 @@ struct pending {
 	zmq_msg_t hdr;
 	zmq_msg_t body;
 	pending *next_held;
+	unsigned method; /* index in the route's service descriptor */
+	char ns[BT_IDENT_MAX + 1];
+	bool fenced; /* held by the fence (in fence_head) */
+	bool drain;  /* in flight when the fence went up: the fence waits for it */
+	pending *next_fenced;
 };
+
+typedef enum fence_state {
+	FENCE_NONE,
+	FENCE_ASKED,    /* the loop has yet to look at what is in flight */
+	FENCE_DRAINING, /* up; waiting for requests sent before it */
+	FENCE_UP,
+	FENCE_REFUSED, /* up, but what was in flight refuses it: to be lifted */
+	FENCE_LIFTING, /* the loop has yet to release what it held */
+} fence_state;
 
 struct gw_proxy {
 	void *pub;
@@ -97,6 +118,18 @@ struct gw_proxy {
 	uint64_t next_id;
 	atomic_int stop;
 	_Atomic int64_t last_tick;
+	/* the fence: state, namespace and classifier under fmu (the loop
+	 * reads them only while fence_on); the rest is the loop's */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	atomic_bool fence_on;
+	bool loop_done;
+	fence_state fstate;
+	char fence_ns[BT_IDENT_MAX + 1];
+	gw_fence_classify fence_cls;
+	char fence_why[256];
+	int fence_draining;
+	pending *fence_head, *fence_tail;
 };
 
 static size_t client_key(unsigned char *buf, const void *cid, size_t cidlen, uint64_t creq)
@@ -125,6 +158,13 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	p->next_id = 1;
 	atomic_init(&p->stop, 0);
 	atomic_init(&p->last_tick, bt_mono_ms());
+	atomic_init(&p->fence_on, false);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->fcv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&p->fmu, NULL);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake_fd < 0) {
 		bt_err_errno(e, errno, "eventfd");
@@ -261,12 +301,13 @@ static route *find_route(gw_proxy *p, const char *service, const char *snapshott
 	return NULL;
 }
 
-static bool has_method(const route *rt, const char *method)
+/* The method's index in the route's service, or -1. */
+static int method_index(const route *rt, const char *method)
 {
 	for (unsigned i = 0; i < rt->r.desc->n_methods; i++)
 		if (strcmp(rt->r.desc->methods[i].name, method) == 0)
-			return true;
-	return false;
+			return (int)i;
+	return -1;
 }
 
 static bool connected(const conn *c)
@@ -325,6 +366,64 @@ static void unhold(pending *q)
 	q->next_held = NULL;
 }
 
+/* --- the fence ------------------------------------------------------------------ */
+
+static void fence_set(gw_proxy *p, fence_state st)
+{
+	pthread_mutex_lock(&p->fmu);
+	p->fstate = st;
+	pthread_cond_broadcast(&p->fcv);
+	pthread_mutex_unlock(&p->fmu);
+}
+
+/* q leaves the fence's accounts (it is answered, dropped or released). */
+static void unfence(gw_proxy *p, pending *q)
+{
+	if (q->drain) {
+		q->drain = false;
+		if (--p->fence_draining == 0) {
+			pthread_mutex_lock(&p->fmu);
+			if (p->fstate == FENCE_DRAINING) {
+				p->fstate = FENCE_UP;
+				pthread_cond_broadcast(&p->fcv);
+			}
+			pthread_mutex_unlock(&p->fmu);
+		}
+	}
+	if (!q->fenced)
+		return;
+	pending **pp = &p->fence_head, *prev = NULL;
+	for (; *pp; prev = *pp, pp = &(*pp)->next_fenced) {
+		if (*pp == q) {
+			*pp = q->next_fenced;
+			if (p->fence_tail == q)
+				p->fence_tail = prev;
+			break;
+		}
+	}
+	q->fenced = false;
+	q->next_fenced = NULL;
+}
+
+static const char *method_name(const pending *q)
+{
+	return q->rt->r.desc->methods[q->method].name;
+}
+
+/* Whether a fence is up over q's namespace and holds q's kind of request. */
+static bool fenced_out(gw_proxy *p, const pending *q)
+{
+	bool held;
+
+	if (!atomic_load(&p->fence_on))
+		return false;
+	pthread_mutex_lock(&p->fmu);
+	held = p->fstate != FENCE_NONE && !strcmp(p->fence_ns, q->ns) &&
+	       p->fence_cls(q->rt->service, method_name(q)) != GW_FENCE_PASS;
+	pthread_mutex_unlock(&p->fmu);
+	return held;
+}
+
 static void pending_drop(gw_proxy *p, pending *q)
 {
 	unsigned char key[MAX_IDENTITY + 8];
@@ -332,6 +431,7 @@ static void pending_drop(gw_proxy *p, pending *q)
 	client *cl;
 
 	unhold(q);
+	unfence(p, q);
 	zmq_msg_close(&q->hdr);
 	zmq_msg_close(&q->body);
 	bt_map_del(p->by_gw, &q->gw_id, sizeof(q->gw_id));
@@ -445,6 +545,143 @@ static void release_held(gw_proxy *p, conn *c)
 
 static void on_monitor(gw_proxy *p);
 
+/* Sends q on, or holds it while its backend has no connection. */
+static void forward(gw_proxy *p, pending *q)
+{
+	/* With no connection known, look for a fresh CONNECTED event first. */
+	if (!connected(q->rt->c))
+		on_monitor(p);
+	/* No connection: the backend may be restarting. Hold the request a
+	 * little (never past its deadline) rather than fail at once; requests
+	 * already held go first. */
+	if (q->rt->c->held_head || !connected(q->rt->c) || send_pending(p, q) == -1)
+		hold(p, q);
+}
+
+/* The loop's side of a fence: when one is asked, look at what is in flight
+ * in its namespace; when it is lifted, send on what it held, in order. */
+static void fence_step(gw_proxy *p)
+{
+	bt_map_iter it;
+	void *v;
+
+	if (!atomic_load(&p->fence_on))
+		return;
+	pthread_mutex_lock(&p->fmu);
+	fence_state st = p->fstate;
+	pthread_mutex_unlock(&p->fmu);
+	if (st == FENCE_ASKED) {
+		int busy = 0;
+		const pending *example = NULL;
+		bt_map_iter_init(&it, p->by_gw);
+		while (bt_map_iter_next(&it, NULL, NULL, &v)) {
+			pending *q = v;
+			if (q->fenced || strcmp(q->ns, p->fence_ns) != 0)
+				continue;
+			gw_fence_kind k = p->fence_cls(q->rt->service, method_name(q));
+			if (k == GW_FENCE_BUSY) {
+				busy++;
+				example = q;
+			} else if (k == GW_FENCE_HOLD) {
+				q->drain = true;
+				p->fence_draining++;
+			}
+		}
+		pthread_mutex_lock(&p->fmu);
+		if (busy) {
+			snprintf(p->fence_why, sizeof(p->fence_why), "%d request%s in progress (such as %s.%s)", busy,
+				 busy == 1 ? "" : "s", example->rt->service, method_name(example));
+			p->fstate = FENCE_REFUSED;
+		} else {
+			p->fstate = p->fence_draining ? FENCE_DRAINING : FENCE_UP;
+		}
+		pthread_cond_broadcast(&p->fcv);
+		pthread_mutex_unlock(&p->fmu);
+	} else if (st == FENCE_LIFTING) {
+		bt_map_iter_init(&it, p->by_gw);
+		while (bt_map_iter_next(&it, NULL, NULL, &v))
+			((pending *)v)->drain = false;
+		p->fence_draining = 0;
+		pending *q = p->fence_head;
+		p->fence_head = p->fence_tail = NULL;
+		atomic_store(&p->fence_on, false);
+		fence_set(p, FENCE_NONE);
+		while (q) {
+			pending *next = q->next_fenced;
+			q->fenced = false;
+			q->next_fenced = NULL;
+			forward(p, q);
+			q = next;
+		}
+	}
+}
+
+static void wake(gw_proxy *p)
+{
+	uint64_t one = 1;
+	(void)!write(p->wake_fd, &one, sizeof(one));
+}
+
+int gw_proxy_fence(gw_proxy *p, const char *ns, gw_fence_classify cls, int64_t timeout_ms, bt_err *e)
+{
+	struct timespec until;
+	fence_state st;
+
+	if (strlen(ns) > BT_IDENT_MAX)
+		return bt_err_set(e, BT_INVALID_ARGUMENT, "namespace \"%.80s…\" is too long", ns);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->fmu);
+	while (p->fstate != FENCE_NONE && !p->loop_done)
+		if (pthread_cond_timedwait(&p->fcv, &p->fmu, &until) == ETIMEDOUT)
+			break;
+	if (p->fstate != FENCE_NONE || p->loop_done) {
+		pthread_mutex_unlock(&p->fmu);
+		return bt_err_set(e, BT_UNAVAILABLE, "the gateway is %s",
+				  p->loop_done ? "stopping" : "fenced for another collection");
+	}
+	snprintf(p->fence_ns, sizeof(p->fence_ns), "%s", ns);
+	p->fence_cls = cls;
+	p->fstate = FENCE_ASKED;
+	atomic_store(&p->fence_on, true);
+	wake(p);
+	while ((p->fstate == FENCE_ASKED || p->fstate == FENCE_DRAINING) && !p->loop_done)
+		if (pthread_cond_timedwait(&p->fcv, &p->fmu, &until) == ETIMEDOUT)
+			break;
+	st = p->fstate;
+	if (st == FENCE_REFUSED)
+		bt_err_set(e, BT_UNAVAILABLE, "%s", p->fence_why);
+	else if (p->loop_done)
+		bt_err_set(e, BT_UNAVAILABLE, "the gateway is stopping");
+	else if (st != FENCE_UP)
+		bt_err_set(e, BT_UNAVAILABLE,
+			   "requests that may add references in namespace %s are still unanswered after %" PRId64
+			   " ms",
+			   ns, timeout_ms);
+	pthread_mutex_unlock(&p->fmu);
+	if (st == FENCE_UP && !p->loop_done)
+		return 0;
+	gw_proxy_unfence(p);
+	return -1;
+}
+
+void gw_proxy_unfence(gw_proxy *p)
+{
+	pthread_mutex_lock(&p->fmu);
+	if (p->fstate != FENCE_NONE)
+		p->fstate = FENCE_LIFTING;
+	if (p->loop_done) /* nothing is held any more */
+		p->fstate = FENCE_NONE;
+	pthread_cond_broadcast(&p->fcv);
+	pthread_mutex_unlock(&p->fmu);
+	wake(p);
+}
+
 /* Takes one client request; false when there was none. */
 static bool on_client(gw_proxy *p)
 {
@@ -486,7 +723,7 @@ static bool on_client(gw_proxy *p)
 		size_t klen = client_key(key, cid, cidlen, creq);
 		pending *q = bt_map_get(p->by_client, key, klen);
 		if (q && (h->cancel || h->credit)) {
-			if (!q->held)
+			if (!q->held && !q->fenced)
 				send_backend_control(p, q->rt->c, q->gw_id, h->cancel, h->credit);
 			if (h->cancel)
 				pending_drop(p, q);
@@ -509,7 +746,8 @@ static bool on_client(gw_proxy *p)
 			reply_error(p, cid, cidlen, creq, BT_UNIMPLEMENTED, "unknown service \"%.100s\"", h->service);
 		goto out;
 	}
-	if (!has_method(rt, h->method)) {
+	int mix = method_index(rt, h->method);
+	if (mix < 0) {
 		reply_error(p, cid, cidlen, creq, BT_UNIMPLEMENTED, "unknown method \"%.100s\" of service \"%s\"",
 			    h->method, h->service);
 		goto out;
@@ -574,6 +812,9 @@ static bool on_client(gw_proxy *p)
 	memcpy(q->cid, cid, cidlen);
 	q->cidlen = cidlen;
 	q->creq = creq;
+	q->method = (unsigned)mix;
+	if (!rt->r.no_namespace)
+		snprintf(q->ns, sizeof(q->ns), "%s", h->namespace_);
 	q->deadline = h->deadline_ms ? bt_mono_ms() + h->deadline_ms : 0;
 	bt_msg_pack(&q->hdr, &h->base);
 	h->principal = theirs;
@@ -587,14 +828,16 @@ static bool on_client(gw_proxy *p)
 		bt_map_put(p->clients, cid, cidlen, cl);
 	}
 	cl->in_flight++;
-	/* With no connection known, look for a fresh CONNECTED event first. */
-	if (!connected(rt->c))
-		on_monitor(p);
-	/* No connection: the backend may be restarting. Hold the request a
-	 * little (never past its deadline) rather than fail at once; requests
-	 * already held go first. */
-	if (rt->c->held_head || !connected(rt->c) || send_pending(p, q) == -1)
-		hold(p, q);
+	if (fenced_out(p, q)) {
+		q->fenced = true;
+		if (p->fence_tail)
+			p->fence_tail->next_fenced = q;
+		else
+			p->fence_head = q;
+		p->fence_tail = q;
+	} else {
+		forward(p, q);
+	}
 out:
 	bt_reqhdr_free(&h);
 	bt_close_frames(f, n);
@@ -748,6 +991,13 @@ static void expire(gw_proxy *p)
 	}
 	for (size_t i = 0; i < nlate; i++) {
 		pending *q = late[i];
+		if (q->fenced) {
+			reply_transport(p, q->cid, q->cidlen, q->creq, BT_DEADLINE_EXCEEDED,
+					"deadline exceeded while a garbage collection of namespace %s held the request",
+					q->ns);
+			pending_drop(p, q);
+			continue;
+		}
 		if (q->held) {
 			reply_transport(p, q->cid, q->cidlen, q->creq, BT_UNAVAILABLE,
 					"service %s is unavailable (%s not answering)", q->rt->service, q->rt->c->address);
@@ -772,6 +1022,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		{ .fd = p->wake_fd, .events = ZMQ_POLLIN },
 	};
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
+	int ret = 0;
 
 	on_monitor(p);
 	while (!atomic_load(&p->stop)) {
@@ -785,7 +1036,8 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			return bt_err_set(e, BT_INTERNAL, "poll: %s", zmq_strerror(errno));
+			ret = bt_err_set(e, BT_INTERNAL, "poll: %s", zmq_strerror(errno));
+			break;
 		}
 		/* receive until EAGAIN: asking ZMQ_EVENTS first costs a system call */
 		if (items[1].revents & ZMQ_POLLIN)
@@ -798,6 +1050,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 			uint64_t v;
 			(void)!read(p->wake_fd, &v, sizeof(v));
 		}
+		fence_step(p);
 		if (holding) {
 			on_monitor(p);
 			for (int i = 0; i < p->nconns; i++)
@@ -811,7 +1064,11 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 			next_tick = now + TICK_MS;
 		}
 	}
-	return 0;
+	pthread_mutex_lock(&p->fmu);
+	p->loop_done = true;
+	pthread_cond_broadcast(&p->fcv);
+	pthread_mutex_unlock(&p->fmu);
+	return ret;
 }
 
 void gw_proxy_stop(gw_proxy *p)
@@ -867,6 +1124,8 @@ void gw_proxy_free(gw_proxy **pp)
 	bt_zmq_close(&p->pub);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
+	pthread_cond_destroy(&p->fcv);
+	pthread_mutex_destroy(&p->fmu);
 	free(p->public_address);
 	free(p->tcp_address);
 	free(p);

@@ -65,4 +65,27 @@ void gw_proxy_stop(gw_proxy *p);
 void gw_proxy_free(gw_proxy **p);
 int64_t gw_proxy_last_tick(gw_proxy *p);
 
+/*
+ * A fence over one namespace, for a garbage collection (docs/gc.md): while
+ * it is up, every request in that namespace that the classifier does not
+ * pass is held in the gateway, in order, until the fence is lifted (or its
+ * deadline passes); other requests and namespaces flow as before.
+ *
+ * gw_proxy_fence puts it up from any thread but the loop's and returns once
+ * no request it would hold is still in flight to a backend (they were sent
+ * before it went up): 0, or UNAVAILABLE (fence lifted again) when a request
+ * classified GW_FENCE_BUSY is in flight, when those to wait for are not
+ * answered within timeout_ms, or when the loop has stopped.  One fence at a
+ * time: a second caller waits for the first to be lifted.
+ */
+typedef enum gw_fence_kind {
+	GW_FENCE_PASS, /* flows through a fence */
+	GW_FENCE_HOLD, /* held by a fence; one in flight is waited for */
+	GW_FENCE_BUSY, /* held by a fence; one in flight refuses it */
+} gw_fence_kind;
+typedef gw_fence_kind (*gw_fence_classify)(const char *service, const char *method);
+
+int gw_proxy_fence(gw_proxy *p, const char *ns, gw_fence_classify cls, int64_t timeout_ms, bt_err *e);
+void gw_proxy_unfence(gw_proxy *p);
+
 #endif

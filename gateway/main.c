@@ -267,6 +267,7 @@ int main(int argc, char **argv)
 		rc = -1;
 		goto out;
 	}
+	gw_gc_set_proxy(gc, proxy);
 	gw_route sysroute = { .service = "system",
 			      .desc = &berth__system__v1__system__descriptor,
 			      .address = LOCAL_ENDPOINT,
@@ -320,11 +321,12 @@ out:
 		bt_server_stop(local);
 		pthread_join(local_thread, NULL);
 	}
+	/* the gc's scheduler may be fencing through the proxy: it goes first */
+	gw_gc_free(&gc);
 	gw_proxy_free(&proxy);
 	bt_server_free(&local);
 	gw_ns_free(&nsreg);
 	gw_events_free(&events);
-	gw_gc_free(&gc);
 	gw_leases_free(&leases);
 	gw_auth_free(&auth);
 	explicit_bzero(secret, sizeof(secret));
