@@ -29,6 +29,7 @@ typedef struct xfer_args {
 	const char *platform;
 	const char *snapshotter;
 	const char *user;
+	const char *lease;
 	bool plain_http;
 	bool no_unpack;
 	bool all_platforms;
@@ -48,7 +49,7 @@ static void xfer_args_clear(xfer_args *a)
 	free(a->labels);
 }
 
-enum { O_PLATFORM, O_PLAIN, O_SNAP, O_USER, O_NOUNPACK, O_LABEL, O_ALL, O_BASE, O_FORMAT };
+enum { O_PLATFORM, O_PLAIN, O_SNAP, O_USER, O_NOUNPACK, O_LABEL, O_ALL, O_BASE, O_FORMAT, O_LEASE };
 
 static int xfer_opt(void *arg, int idx, const char *val)
 {
@@ -79,6 +80,9 @@ static int xfer_opt(void *arg, int idx, const char *val)
 		return 0;
 	case O_FORMAT:
 		return cli_parse_format(a->ctx, val, &a->fmt);
+	case O_LEASE:
+		a->lease = val;
+		return 0;
 	}
 	return -1;
 }
@@ -94,8 +98,22 @@ static cli_opt xfer_opts[] = {
 	[O_ALL] = { "all-platforms", 0, NULL, "every platform of the image" },
 	[O_BASE] = { "base-name", 0, "NAME", "name for images the archive names only by tag" },
 	[O_FORMAT] = { "format", 0, "FORMAT", "table (default) or json" },
+	[O_LEASE] = { "lease", 0, "ID", "hold what is stored or reused with this lease (berth leases create)" },
 	{ NULL, 0, NULL, NULL },
 };
+
+/* The option tables above use fixed positions; cli_parse reports the
+ * position in the table it was given, so each command translates. */
+typedef struct opt_map {
+	xfer_args *a;
+	const int *map;
+} opt_map;
+
+static int mapped_opt(void *arg, int idx, const char *val)
+{
+	opt_map *m = arg;
+	return xfer_opt(m->a, m->map[idx], val);
+}
 
 static int images_pull(cli_ctx *ctx, int argc, char **argv)
 {
@@ -103,12 +121,13 @@ static int images_pull(cli_ctx *ctx, int argc, char **argv)
 	berth_image img = { 0 };
 	berth_error err;
 	int rc = 0;
-	cli_opt opts[] = { xfer_opts[O_PLATFORM], xfer_opts[O_PLAIN], xfer_opts[O_SNAP], xfer_opts[O_USER],
-			   xfer_opts[O_NOUNPACK], xfer_opts[O_LABEL], { NULL, 0, NULL, NULL } };
-	/* these options sit at their O_* positions, so xfer_opt takes them as they are */
+	static const int map[] = { O_PLATFORM, O_PLAIN, O_SNAP, O_USER, O_NOUNPACK, O_LABEL, O_LEASE };
+	cli_opt opts[] = { xfer_opts[O_PLATFORM], xfer_opts[O_PLAIN], xfer_opts[O_SNAP],  xfer_opts[O_USER],
+			   xfer_opts[O_NOUNPACK], xfer_opts[O_LABEL], xfer_opts[O_LEASE], { NULL, 0, NULL, NULL } };
+	opt_map m = { &a, map };
 	int first = cli_parse(ctx, "images pull", "[OPTIONS] REF",
 			      "Fetch an image from a registry into the content store and unpack it.", opts, argc, argv,
-			      xfer_opt, &a);
+			      mapped_opt, &m);
 	if (first < 0) {
 		xfer_args_clear(&a);
 		return first == -2 ? 0 : CLI_EXIT_USAGE;
@@ -134,6 +153,7 @@ static int images_pull(cli_ctx *ctx, int argc, char **argv)
 		.n_labels = a.n_labels,
 		.progress = cli_progress_update,
 		.arg = p,
+		.lease = a.lease,
 	};
 	if (berth_image_pull(c, NULL, &o, &img, &err) < 0) {
 		cli_progress_free(&p);
@@ -145,19 +165,6 @@ static int images_pull(cli_ctx *ctx, int argc, char **argv)
 	}
 	xfer_args_clear(&a);
 	return rc;
-}
-
-/* The option tables above use fixed positions; cli_parse reports the
- * position in the table it was given, so each command translates. */
-typedef struct opt_map {
-	xfer_args *a;
-	const int *map;
-} opt_map;
-
-static int mapped_opt(void *arg, int idx, const char *val)
-{
-	opt_map *m = arg;
-	return xfer_opt(m->a, m->map[idx], val);
 }
 
 static int images_push(cli_ctx *ctx, int argc, char **argv)

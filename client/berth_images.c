@@ -260,6 +260,7 @@ int berth_image_pull(berth_client *c, const char *ns, const berth_pull_opts *o, 
 	req.unpack = o->unpack;
 	req.plain_http = o->plain_http;
 	req.user = (char *)(o->user ? o->user : "");
+	req.lease = (char *)(o->lease ? o->lease : "");
 	berth_labels_from_public(o->labels, o->n_labels, &labels);
 	req.labels = (Berth__Images__V1__PullRequest__LabelsEntry **)bt_pbmap_from_labels(
 		&labels, &berth__images__v1__pull_request__labels_entry__descriptor, &req.n_labels);

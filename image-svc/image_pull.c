@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bt_ident.h"
 #include "bt_log.h"
 #include "bt_oci.h"
 #include "bt_pbmap.h"
@@ -47,6 +48,7 @@ struct image_pull_req {
 	bool unpack;
 	bool plain_http;
 	char *user;
+	char *lease; /* "" for none */
 	bt_labels labels;
 	int max_parallel;
 };
@@ -69,6 +71,10 @@ image_pull_req *image_pull_req_new(image_env *env, image_store *store, const cha
 		bt_err_set(e, BT_INVALID_ARGUMENT, "user \"%s\": expected USER:PASSWORD", r->user);
 		goto fail;
 	}
+	if (r->lease[0] && bt_ident_validate("lease", r->lease, e) < 0) {
+		e->code = BT_INVALID_ARGUMENT;
+		goto fail;
+	}
 	img_ref_string(&p->ref, p->name);
 	p->env = env;
 	p->store = store;
@@ -78,6 +84,7 @@ image_pull_req *image_pull_req_new(image_env *env, image_store *store, const cha
 	p->unpack = r->unpack;
 	p->plain_http = r->plain_http;
 	p->user = bt_xstrdup(r->user);
+	p->lease = bt_xstrdup(r->lease);
 	p->max_parallel = max_parallel > 0 ? max_parallel : 4;
 	return p;
 fail:
@@ -94,13 +101,16 @@ void image_pull_req_free(void *req)
 	free(p->platform);
 	free(p->snapshotter);
 	free(p->user);
+	free(p->lease);
 	bt_labels_clear(&p->labels);
 	free(p);
 }
 
 char *image_pull_key(const image_pull_req *r)
 {
-	return bt_xasprintf("pull\n%s\n%s\n%s\n%s\n%d", r->ns, r->name, r->platform, r->snapshotter, r->unpack);
+	/* pulls for different leases are different jobs: each lease gets all it holds */
+	return bt_xasprintf("pull\n%s\n%s\n%s\n%s\n%d\n%s", r->ns, r->name, r->platform, r->snapshotter, r->unpack,
+			    r->lease);
 }
 
 /* --- content helpers ------------------------------------------------------------------ */
@@ -213,7 +223,22 @@ typedef struct puller {
 	bool stop;     /* the pull failed: start nothing more */
 	pthread_t manager;
 	bool manager_started;
+	berth_client *leases; /* the gateway, when the caller names a lease */
 } puller;
+
+/* With the caller's lease, holds a blob ("content") or a chain
+ * ("snapshots/<sn>") before the pull stores or reuses it: from then on a
+ * collection keeps it whatever becomes of the pull. */
+static int hold(puller *pl, const char *type, const char *id, bt_err *e)
+{
+	berth_error err;
+
+	if (!pl->leases)
+		return 0;
+	if (berth_lease_add_resource(pl->leases, pl->rq->ns, pl->rq->lease, type, id, &err) < 0)
+		return bt_err_set(e, err.code, "%s", err.message);
+	return 0;
+}
 
 static void set_progress(layer *l, const char *state, int64_t offset, const char *msg)
 {
@@ -618,6 +643,7 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 	char man_digest[BT_DIGEST_STR_LEN], man_mt[IMG_MEDIA_TYPE_MAX];
 	int64_t man_size;
 	img_cred *cred = user_cred(rq);
+	char *snap_type = NULL;
 	int rc = -1;
 
 	pthread_mutex_init(&pl.mu, NULL);
@@ -629,6 +655,20 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 		goto out;
 	if (rq->unpack && !(snap = image_snap_client(rq->env, rq->snapshotter, e)))
 		goto out;
+	if (*rq->lease) {
+		/* a lease that does not exist fails the pull before anything is fetched */
+		berth_lease_resource *res = NULL;
+		size_t n_res = 0;
+		berth_error err;
+		if (!(pl.leases = image_gateway_client(rq->env, e)))
+			goto out;
+		if (berth_lease_list_resources(pl.leases, rq->ns, rq->lease, &res, &n_res, &err) < 0) {
+			bt_err_set(e, err.code, "%s", err.message);
+			goto out;
+		}
+		berth_lease_resources_free(res, n_res);
+	}
+	snap_type = bt_xasprintf("snapshots/%s", rq->snapshotter);
 	img_repo_opts ro = { .plain_http = rq->plain_http, .cred = cred };
 	pl.repo = img_repo_open(rq->env->registry, &rq->ref, &ro, e);
 	if (!pl.repo)
@@ -648,7 +688,8 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 		bt_err_set(e, BT_UNIMPLEMENTED, "%s: unsupported media type %s", rq->name, root.media_type);
 		goto out;
 	}
-	if (fetch_doc(&pl, content, root_kind, root.digest, root.media_type, root.size, OCI_MAX_MANIFEST, &root_doc,
+	if (hold(&pl, "content", root.digest, e) < 0 ||
+	    fetch_doc(&pl, content, root_kind, root.digest, root.media_type, root.size, OCI_MAX_MANIFEST, &root_doc,
 		      &root_len, e) < 0)
 		goto out;
 	snprintf(man_digest, sizeof(man_digest), "%s", root.digest);
@@ -670,7 +711,8 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 		snprintf(man_digest, sizeof(man_digest), "%s", idx.manifests[i].digest);
 		snprintf(man_mt, sizeof(man_mt), "%s", idx.manifests[i].media_type);
 		man_size = idx.manifests[i].size;
-		if (fetch_doc(&pl, content, "manifest", man_digest, man_mt, man_size, OCI_MAX_MANIFEST, &man_doc, &man_len,
+		if (hold(&pl, "content", man_digest, e) < 0 ||
+		    fetch_doc(&pl, content, "manifest", man_digest, man_mt, man_size, OCI_MAX_MANIFEST, &man_doc, &man_len,
 			      e) < 0)
 			goto out;
 	} else {
@@ -681,7 +723,8 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 		bt_err_wrap(e, "manifest %s", man_digest);
 		goto out;
 	}
-	if (fetch_doc(&pl, content, "config", man.config.digest, man.config.media_type, man.config.size, OCI_MAX_CONFIG,
+	if (hold(&pl, "content", man.config.digest, e) < 0 ||
+	    fetch_doc(&pl, content, "config", man.config.digest, man.config.media_type, man.config.size, OCI_MAX_CONFIG,
 		      &cfg_doc, &cfg_len, e) < 0)
 		goto out;
 	if (bt_oci_parse_config(cfg_doc, cfg_len, &cfg, e) < 0) {
@@ -706,6 +749,11 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 		l->d = &man.layers[i];
 		snprintf(l->chain, sizeof(l->chain), "%s", chain[i]);
 		l->diff_id = cfg.diff_ids[i];
+		if (hold(&pl, "content", l->d->digest, e) < 0 ||
+		    (rq->unpack && hold(&pl, snap_type, l->chain, e) < 0)) {
+			free(chain);
+			goto out;
+		}
 		l->in_content = content_has(content, rq->ns, l->d->digest);
 		if (rq->unpack) {
 			berth_snapshot_info info;
@@ -803,6 +851,7 @@ out:
 	free(pl.layers);
 	bt_labels_clear(&pl.blob_labels);
 	img_repo_free(&pl.repo);
+	berth_client_free(&pl.leases);
 	berth_client_free(&content);
 	berth_client_free(&snap);
 	bt_oci_platform_clear(&want);
@@ -813,6 +862,7 @@ out:
 	free(man_doc);
 	free(cfg_doc);
 	cred_free(cred);
+	free(snap_type);
 	pthread_mutex_destroy(&pl.mu);
 	pthread_cond_destroy(&pl.cv);
 	return rc;

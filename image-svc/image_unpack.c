@@ -69,6 +69,7 @@ int image_env_init(image_env *env, const bt_config *cfg, const char *state_dir, 
 	if (!env->registry)
 		return -1;
 	env->content_addr = bt_config_service_address(cfg, "content");
+	env->gateway_addr = bt_config_gateway_address(cfg);
 	env->mnt_dir = bt_xasprintf("%s/images/mnt", cfg->run);
 	env->journal_dir = bt_xasprintf("%s/tmp", state_dir);
 	env->spool_dir = bt_xasprintf("%s/spool", state_dir);
@@ -85,6 +86,7 @@ int image_env_init(image_env *env, const bt_config *cfg, const char *state_dir, 
 void image_env_clear(image_env *env)
 {
 	free(env->content_addr);
+	free(env->gateway_addr);
 	free(env->mnt_dir);
 	free(env->journal_dir);
 	free(env->spool_dir);
@@ -94,15 +96,25 @@ void image_env_clear(image_env *env)
 	memset(env, 0, sizeof(*env));
 }
 
-berth_client *image_content_client(image_env *env, bt_err *e)
+static berth_client *client_of(const char *what, const char *address, bt_err *e)
 {
-	berth_options o = { .address = env->content_addr, .namespace_ = "default" };
+	berth_options o = { .address = address, .namespace_ = "default" };
 	berth_error err;
 	berth_client *c = berth_client_new(&o, &err);
 
 	if (!c)
-		bt_err_set(e, err.code, "content service: %s", err.message);
+		bt_err_set(e, err.code, "%s: %s", what, err.message);
 	return c;
+}
+
+berth_client *image_content_client(image_env *env, bt_err *e)
+{
+	return client_of("content service", env->content_addr, e);
+}
+
+berth_client *image_gateway_client(image_env *env, bt_err *e)
+{
+	return client_of("gateway", env->gateway_addr, e);
 }
 
 const char *image_snapshotter_name(image_env *env, const char *sn)

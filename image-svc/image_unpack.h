@@ -24,6 +24,7 @@
 typedef struct image_env {
 	const bt_config *cfg;
 	char *content_addr; /* berth-contentd's socket */
+	char *gateway_addr; /* berth-gatewayd's public socket: its leases */
 	char *mnt_dir;      /* $RUN/images/mnt: where layers are mounted while applied */
 	char *journal_dir;  /* $ROOT/images/tmp: temporary snapshots in use */
 	char *spool_dir;    /* $ROOT/images/spool: blobs on their way to a registry */
@@ -39,6 +40,8 @@ int image_env_recover(image_env *env, bt_err *e);
 
 /* A client of the content service, and of snapshotter sn (NULL: default), for this thread. */
 berth_client *image_content_client(image_env *env, bt_err *e);
+/* A client of the gateway, for the leases a caller names. */
+berth_client *image_gateway_client(image_env *env, bt_err *e);
 berth_client *image_snap_client(image_env *env, const char *sn, bt_err *e);
 /* The name a snapshotter request names ("" or NULL: the default). */
 const char *image_snapshotter_name(image_env *env, const char *sn);

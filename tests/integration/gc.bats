@@ -207,6 +207,57 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	assert_output "whole"
 }
 
+@test "a pull that reuses what a collection is about to remove waits for it, and loses nothing" {
+	# garbage an identical pull would reuse: the image's blobs and its unpacked chain
+	$B images pull --plain-http "$R/gc/base:v1" >/dev/null
+	$B images rm "$R/gc/base:v1" >/dev/null
+	# the collection lists the images, then stalls listing the containers
+	local taskd gc pull
+	taskd=$(daemon_pid berth-taskd)
+	kill -STOP "$taskd"
+	$B --timeout 60s gc >"$BATS_TEST_TMPDIR/gc" 2>&1 &
+	gc=$!
+	sleep 0.5
+	# the pull finds everything stored; it is held until the collection is done
+	$B images pull --plain-http "$R/gc/base:v1" >"$BATS_TEST_TMPDIR/pull" 2>&1 &
+	pull=$!
+	sleep 1.5
+	local held=yes
+	kill -0 "$pull" 2>/dev/null || held=no
+	kill -CONT "$taskd"
+	wait "$gc" || { cat "$BATS_TEST_TMPDIR/gc"; false; }
+	wait "$pull" || { cat "$BATS_TEST_TMPDIR/pull"; false; }
+	[ "$held" = yes ]
+	# what the collection took, the pull fetched again: the image is whole
+	grep -q "removed 3 blobs" "$BATS_TEST_TMPDIR/gc" || { cat "$BATS_TEST_TMPDIR/gc"; false; }
+	run $B images check
+	assert_output --regexp "gc/base:v1 .*complete \(3/3\).*true"
+	[ "$(count content ls)" -eq 3 ]
+	run $B run --rm "$R/gc/base:v1" reuse echo whole
+	assert_output whole
+}
+
+@test "a collection waits for requests already sent that could add a reference, and gives up after 10 s" {
+	local d contentd label gc
+	d=$(echo "label me" | $B content ingest held-blob)
+	contentd=$(daemon_pid berth-contentd)
+	kill -STOP "$contentd"
+	# a label on the blob is on its way (to a daemon that does not answer)
+	$B --timeout 60s content label "$d" berth.io/gc.root=1 >"$BATS_TEST_TMPDIR/label" 2>&1 &
+	label=$!
+	sleep 0.5
+	run $B --timeout 60s gc
+	kill -CONT "$contentd"
+	assert_failure
+	assert_output --partial "still unanswered"
+	wait "$label" || { cat "$BATS_TEST_TMPDIR/label"; false; }
+	# nothing went: the label holds the blob from now on
+	run $B gc
+	assert_success
+	run $B content info "$d"
+	assert_success
+}
+
 @test "bad input: arguments, a format, a read of the help" {
 	run $B gc extra
 	assert_failure 2
@@ -310,6 +361,65 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	berth -n "$N3" leases rm only
 	run berth namespaces rm "$N3"
 	assert_success
+}
+
+# The digest of the last layer of image TAG in the fixtures' OCI layout.
+last_layer() {
+	local m
+	m=$(jq -r --arg t "$1" '.manifests[] | select(.annotations."org.opencontainers.image.ref.name" == $t) | .digest' \
+		"$FX/oci/index.json")
+	jq -r '.layers[-1].digest' "$FX/oci/blobs/sha256/${m#sha256:}"
+}
+
+@test "a lease holds what a pull stored when it fails half-way, and the next pull reuses it" {
+	local last kept d
+	last=$(last_layer layers)
+	echo "^GET./v2/gc/layers/blobs/$last status:404" >"$PROXY/rules"
+	$B leases create --id half >/dev/null
+	run $B images pull --plain-http --lease half "$P/gc/layers:v1"
+	assert_failure
+	assert_output --partial "404"
+	# the same half-done pull without a lease, in another namespace: what it stored is garbage
+	run berth -n "${NS}x" images pull --plain-http "$P/gc/layers:v1"
+	assert_failure
+	[ "$(berth -n "${NS}x" content ls -q | grep -c .)" -ge 2 ]
+	run berth -n "${NS}x" gc
+	assert_success
+	[ "$(berth -n "${NS}x" content ls -q | grep -c . || true)" -eq 0 ]
+	# with the lease, a collection keeps all of it: the manifest, the config, the layers stored
+	kept=$($B content ls -q | sort)
+	[ "$(echo "$kept" | grep -c .)" -ge 2 ]
+	run $B gc
+	assert_success
+	[ "$($B content ls -q | sort)" = "$kept" ]
+	run $B leases resources half
+	for d in $kept; do assert_output --partial "$d"; done
+	assert_output --partial "snapshots/overlayfs"
+	# the next pull fetches only what is missing
+	rm -f "$PROXY/rules"
+	: >"$PROXY/proxy.log"
+	run $B images pull --plain-http --lease half "$P/gc/layers:v1"
+	assert_success
+	for d in $kept; do
+		if grep "GET [^ ]*/blobs/$d" "$PROXY/proxy.log"; then false; fi
+	done
+	grep -q "GET [^ ]*/blobs/$last" "$PROXY/proxy.log"
+	# the lease gone, the image holds what it needs
+	run $B leases rm --sync half
+	assert_success
+	run $B images check
+	assert_output --regexp "gc/layers:v1 .*complete \(6/6\).*true"
+	run $B run --rm "$P/gc/layers:v1" half-run cat /data/b
+	assert_output b
+	# bad input: a lease that does not exist, an invalid id; nothing is stored
+	run $B images pull --plain-http --lease nope "$R/gc/base:v1"
+	assert_failure
+	assert_output --partial "lease nope: not found"
+	run $B images pull --plain-http --lease 'b@d id' "$R/gc/base:v1"
+	assert_failure
+	assert_output --partial "lease"
+	run $B images ls -q
+	refute_output --partial "gc/base"
 }
 
 @test "an import holds its blobs with a lease while it runs, and lets go after" {

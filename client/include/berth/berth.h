@@ -441,6 +441,7 @@ typedef struct berth_pull_opts {
 	size_t n_labels;
 	berth_progress_fn_t progress;
 	void *arg;
+	const char *lease; /* NULL: none; else holds what the pull stores or reuses */
 } berth_pull_opts;
 
 /* Pulls into the content store (and unpacks); out (may be NULL) gets the record.
