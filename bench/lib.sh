@@ -6,7 +6,9 @@ bench_suite_start() {
 	export BERTH_ROOT=$BENCH_DIR/root BERTH_RUN=$BENCH_DIR/run
 	export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock BERTH_CONFIG=$BENCH_DIR/config.toml
 	export BERTH_LOG_LEVEL=warn
-	: >"$BERTH_CONFIG"
+	# collections on demand only: the store benchmarks make blobs and chains
+	# nothing references, and a collection would take them mid-run
+	printf '[gc]\ndelay = "0s"\n' >"$BERTH_CONFIG"
 	BENCH_DAEMONS=("$@")
 	berth-dev start "$@" >/dev/null
 	trap bench_suite_stop EXIT

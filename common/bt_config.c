@@ -42,7 +42,7 @@ static const key_def keys[] = {
 	{ "gateway.max_in_flight", K_INT, "1024", "Requests one client may have in flight at the gateway." },
 	{ "gateway.connect_grace", K_DURATION, "2s",
 	  "How long a request waits for a backend that is not connected (restarting) before UNAVAILABLE." },
-	{ "gc.delay", K_DURATION, "0s",
+	{ "gc.delay", K_DURATION, "1s",
 	  "Collect a namespace's garbage this long after a deletion in it (deletions meanwhile join the same "
 	  "collection); 0 means only on demand (berth gc)." },
 	{ "services.*.address", K_STR, "",

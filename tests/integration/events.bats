@@ -11,7 +11,7 @@ setup_file() {
 	suite_setup
 	export SUITE_DIR
 	# small per-subscriber queues, so that a stalled reader overflows soon
-	printf '[gateway]\nevent_queue = 8\n' >"$BERTH_CONFIG"
+	suite_config '[gateway]\nevent_queue = 8\n'
 	berth-dev restart berth-gatewayd >/dev/null
 	fx_base "$SUITE_DIR/oci" v1
 	skopeo copy --quiet "oci:$SUITE_DIR/oci:v1" "oci-archive:$SUITE_DIR/img.tar:example.org/ev/img:v1"

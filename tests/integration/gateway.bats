@@ -176,10 +176,10 @@ refused() {
 }
 
 @test "one client's requests in flight are bounded: the excess gets RESOURCE_EXHAUSTED, the rest are served" {
-	printf '[gateway]\nmax_in_flight = 16\n' >"$BERTH_CONFIG"
+	suite_config '[gateway]\nmax_in_flight = 16\n'
 	berth-dev restart berth-gatewayd >/dev/null
 	run "$TOOLS/manyclients" -f 200 1 1 "$BERTH_ADDRESS"
-	: >"$BERTH_CONFIG"
+	suite_config
 	berth-dev restart berth-gatewayd >/dev/null
 	assert_failure
 	assert_output --regexp "ok=[1-9][0-9]* failed=[1-9][0-9]* first error: too many requests in flight from this client \(limit 16\)"

@@ -20,13 +20,21 @@ suite_setup() {
 	export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock
 	export BERTH_CONFIG=$SUITE_DIR/config.toml
 	export BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL:-info}
-	: >"$BERTH_CONFIG"
+	suite_config
 	mkdir -p "$BERTH_ROOT" "$BERTH_RUN"
 	berth-dev start "$@" >"$SUITE_DIR/start.log" 2>&1 || {
 		cat "$SUITE_DIR/start.log" >&2
 		cat "$BERTH_RUN"/dev/*.log >&2 2>/dev/null
 		return 1
 	}
+}
+
+# Writes the suite's configuration: collections on demand only (a test of
+# the stores must not be raced by a collection of the unreferenced things it
+# just made; gc.bats tests the default), then printf "$@" when given.
+suite_config() {
+	printf '[gc]\ndelay = "0s"\n' >"$BERTH_CONFIG"
+	[ $# -eq 0 ] || printf "$@" >>"$BERTH_CONFIG"
 }
 
 # Stops the suite and checks it left no process and no mount behind.

@@ -269,7 +269,7 @@ nothing_committed() {
 
 	# berth's own config (read at start)
 	export BERTH_NAMESPACE=${NS}b
-	printf '[images.auths."%s"]\nusername = "berth"\npassword = "s3cret"\n' "$a" >"$BERTH_CONFIG"
+	suite_config '[images.auths."%s"]\nusername = "berth"\npassword = "s3cret"\n' "$a"
 	berth-dev restart berth-imaged >/dev/null
 	run pull "$a/private/layers:v1"
 	assert_success
@@ -277,10 +277,10 @@ nothing_committed() {
 	# a docker config.json named by images.docker_config
 	export BERTH_NAMESPACE=${NS}c
 	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$a" "$(printf berth:s3cret | base64)" >"$SUITE_DIR/docker.json"
-	printf '[images]\ndocker_config = "%s"\n' "$SUITE_DIR/docker.json" >"$BERTH_CONFIG"
+	suite_config '[images]\ndocker_config = "%s"\n' "$SUITE_DIR/docker.json"
 	berth-dev restart berth-imaged >/dev/null
 	run pull "$a/private/layers:v1"
-	: >"$BERTH_CONFIG"
+	suite_config
 	berth-dev restart berth-imaged >/dev/null
 	assert_success
 	mount_image "$a/private/layers:v1"

@@ -31,7 +31,7 @@ setup_file() {
 	EOF
 	PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	export TCP=tcp://127.0.0.1:$PORT
-	printf '[gateway]\ntcp_address = "%s"\nauthorized_keys = "%s"\n' "$TCP" "$SUITE_DIR/authorized_keys" >"$BERTH_CONFIG"
+	suite_config '[gateway]\ntcp_address = "%s"\nauthorized_keys = "%s"\n' "$TCP" "$SUITE_DIR/authorized_keys"
 	berth-dev restart berth-gatewayd >/dev/null
 	export SERVER_PUB=$BERTH_ROOT/gateway/server.pub
 }

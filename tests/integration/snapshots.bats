@@ -16,7 +16,7 @@ setup_file() {
 	export REMOTE_CONFIG=$SUITE_DIR/remote.toml
 	printf '[snapshots]\ndriver = "native"\nname = "remote"\n' >"$REMOTE_CONFIG"
 	start_remote
-	printf '[snapshotters.remote]\naddress = "%s"\n' "$REMOTE_EP" >"$BERTH_CONFIG"
+	suite_config '[snapshotters.remote]\naddress = "%s"\n' "$REMOTE_EP"
 	berth-dev restart berth-gatewayd >/dev/null
 }
 
