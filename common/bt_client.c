@@ -227,7 +227,30 @@ static int send_header_body(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64
 		return -1;
 	}
 	bt_msg_pack(&hm, &h->base);
-	if (zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+	int rc = zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+	if (rc < 0 && errno == EAGAIN) {
+		/* No pipe: the connection the monitor still counted is gone (the
+		 * server restarted, say, and its DISCONNECTED event is yet to be
+		 * read).  With ZMQ_IMMEDIATE a pipe becomes writable only once it
+		 * is connected, so wait for the next one, within the deadline. */
+		int64_t until = deadline ? deadline : bt_mono_ms() + c->connect_ms;
+		for (;;) {
+			drain_monitor(c);
+			int64_t left = until - bt_mono_ms();
+			if (left <= 0)
+				break;
+			zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLOUT };
+			zmq_poll(&it, 1, BT_MIN(left, 50));
+			if ((rc = zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT)) >= 0 || errno != EAGAIN)
+				break;
+		}
+		if (rc < 0 && errno == EAGAIN) {
+			zmq_msg_close(&hm);
+			zmq_msg_close(bm);
+			return unavailable(c, e, "connection lost and not re-established");
+		}
+	}
+	if (rc < 0) {
 		zmq_msg_close(&hm);
 		zmq_msg_close(bm);
 		return unavailable(c, e, zmq_strerror(errno));

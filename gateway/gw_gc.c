@@ -46,6 +46,7 @@ struct gw_gc {
 	gw_leases *leases;
 	gw_proxy *proxy;       /* under mu: NULL until the gateway routes */
 	pthread_mutex_t run_mu; /* one collection at a time */
+	berth_client **clients; /* under run_mu: one per backend, made when first used */
 	/* the scheduler */
 	int64_t delay_ms;
 	pthread_t thread;
@@ -66,6 +67,7 @@ gw_gc *gw_gc_new(const gw_backend_ref *backends, size_t n, const char *default_s
 	pthread_mutex_init(&g->run_mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	g->due = bt_map_new();
+	g->clients = bt_xcalloc(n + 1, sizeof(*g->clients));
 	return g;
 }
 
@@ -89,6 +91,9 @@ void gw_gc_free(gw_gc **gp)
 	while (bt_map_iter_next(&it, &k, &kl, &v))
 		free(v);
 	bt_map_free(&g->due);
+	for (size_t i = 0; i < g->n; i++)
+		berth_client_free(&g->clients[i]);
+	free(g->clients);
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->mu);
 	pthread_mutex_destroy(&g->run_mu);
@@ -133,7 +138,7 @@ gw_fence_kind gw_gc_fence_kind(const char *service, const char *method)
 
 typedef struct snapset {
 	const char *name; /* snapshotter */
-	berth_client *c;
+	berth_client *c; /* the gc's (client_at) */
 	berth_snapshot_info *v;
 	size_t n;
 	bt_map *by_key; /* key → index + 1 */
@@ -145,7 +150,7 @@ typedef struct collection {
 	const char *ns;
 	int64_t t0;
 	bool dry_run;
-	berth_client *content;
+	berth_client *content; /* the gc's (client_for) */
 	berth_content_info *blobs;
 	size_t n_blobs;
 	bt_map *blob_at; /* digest → index + 1 */
@@ -158,21 +163,34 @@ typedef struct collection {
 	Berth__Gc__V1__Removed **removed;
 } collection;
 
-static berth_client *client_for(const char *address, bt_err *e)
-{
-	berth_options o = { .address = address, .namespace_ = "default", .timeout_ms = GC_TIMEOUT_MS };
-	berth_error err;
-	berth_client *c = berth_client_new(&o, &err);
-	if (!c)
-		bt_err_set(e, err.code, "%s: %s", address, err.message);
-	return c;
-}
-
 static const char *address_of(const gw_gc *g, const char *service)
 {
 	for (size_t i = 0; i < g->n; i++)
 		if (!strcmp(g->backends[i].service, service))
 			return g->backends[i].address;
+	return NULL;
+}
+
+/* The client of backend i, kept from one collection to the next (the
+ * caller holds run_mu; it reconnects by itself when the backend restarts). */
+static berth_client *client_at(gw_gc *g, size_t i, bt_err *e)
+{
+	if (!g->clients[i]) {
+		berth_options o = { .address = g->backends[i].address, .namespace_ = "default", .timeout_ms = GC_TIMEOUT_MS };
+		berth_error err;
+		g->clients[i] = berth_client_new(&o, &err);
+		if (!g->clients[i])
+			bt_err_set(e, err.code, "%s: %s", g->backends[i].address, err.message);
+	}
+	return g->clients[i];
+}
+
+static berth_client *client_for(gw_gc *g, const char *service, bt_err *e)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->backends[i].service, service))
+			return client_at(g, i, e);
+	bt_err_set(e, BT_INTERNAL, "gc: the gateway routes no %s service", service);
 	return NULL;
 }
 
@@ -282,9 +300,9 @@ static int mark(collection *c, bt_err *e)
 	/* the leases first: a lease let go after this was replaced by the record it waited for */
 	if (c->g->leases && gw_leases_held(c->g->leases, c->ns, c->t0, &lt, &lid, e) < 0)
 		return -1;
-	berth_client *images = client_for(address_of(c->g, "images"), e);
-	berth_client *tasks = images ? client_for(address_of(c->g, "containers"), e) : NULL;
-	c->content = tasks ? client_for(address_of(c->g, "content"), e) : NULL;
+	berth_client *images = client_for(c->g, "images", e);
+	berth_client *tasks = images ? client_for(c->g, "containers", e) : NULL;
+	c->content = tasks ? client_for(c->g, "content", e) : NULL;
 	if (!c->content)
 		goto out;
 	/* the records first: whatever they name was made before them */
@@ -312,7 +330,7 @@ static int mark(collection *c, bt_err *e)
 		memset(s, 0, sizeof(*s));
 		s->name = c->g->backends[i].service + strlen("snapshots/");
 		s->by_key = bt_map_new();
-		if (!(s->c = client_for(c->g->backends[i].address, e)))
+		if (!(s->c = client_at(c->g, i, e)))
 			goto out;
 		if (berth_snapshot_list(s->c, c->ns, s->name, NULL, 0, &s->v, &s->n, &err) < 0) {
 			bt_err_set(e, err.code, "gc: list snapshots of %s: %s", s->name, err.message);
@@ -353,8 +371,6 @@ out:
 	bt_strv_free(lid);
 	berth_images_free(imgs, n_imgs);
 	berth_containers_free(ctrs, n_ctrs);
-	berth_client_free(&images);
-	berth_client_free(&tasks);
 	return rc;
 }
 
@@ -448,10 +464,8 @@ static void collection_clear(collection *c)
 		bt_map_free(&c->sets[i].by_key);
 		free(c->sets[i].marked);
 		free(c->sets[i].gone);
-		berth_client_free(&c->sets[i].c);
 	}
 	free(c->sets);
-	berth_client_free(&c->content);
 	for (size_t i = 0; i < c->resp.n_removed; i++) {
 		free(c->removed[i]->kind);
 		free(c->removed[i]->id);
