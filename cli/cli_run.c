@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bt_labels.h"
 #include "bt_util.h"
 #include "cli.h"
 
@@ -105,22 +106,21 @@ static void merge_labels(run_args *a, const char *cfg, size_t len, berth_label *
 		img = NULL;
 		n_img = 0;
 	}
-	*out = bt_xcalloc(n_img + a->n_labels + 1, sizeof(**out));
-	*n_out = 0;
+	bt_labels all = { 0 };
 	for (size_t i = 0; i < n_img + a->n_labels; i++) {
 		const berth_label *l = i < n_img ? &img[i] : &a->labels[i - n_img];
-		size_t j = 0;
-		while (j < *n_out && strcmp((*out)[j].key, l->key))
-			j++;
-		if (j == *n_out) {
-			(*out)[j].key = bt_xstrdup(l->key);
-			(*n_out)++;
-		} else {
-			free((*out)[j].value);
-		}
-		(*out)[j].value = bt_xstrdup(l->value);
+		bt_labels_set(&all, l->key, l->value);
 	}
 	berth_spec_labels_free(img, n_img);
+	/* the strings move to the berth_label array */
+	*out = bt_xcalloc(all.n + 1, sizeof(**out));
+	for (size_t i = 0; i < all.n; i++) {
+		(*out)[i].key = all.keys[i];
+		(*out)[i].value = all.vals[i];
+	}
+	*n_out = all.n;
+	free(all.keys);
+	free(all.vals);
 }
 
 /* Removes what run made: the task (when it was created), the container
@@ -191,7 +191,7 @@ int cli_run(cli_ctx *ctx, int argc, char **argv)
 			rc = cli_fail(ctx, &err);
 		goto out;
 	}
-	if (berth_image_config(c, NULL, img.name, a.spec.o.platform, &cfg, &len, &err) < 0) {
+	if (berth_image_config_of(c, NULL, &img, a.spec.o.platform, &cfg, &len, &err) < 0) {
 		rc = cli_fail(ctx, &err);
 		goto out;
 	}

@@ -984,12 +984,7 @@ int berth_image_config(berth_client *c, const char *ns, const char *image, const
 		       char **json_out, size_t *len, berth_error *err)
 {
 	berth_image img;
-	bt_oci_platform want = { 0 };
-	bt_oci_desc cur = { 0 };
-	bt_oci_manifest m = { 0 };
-	bt_buf doc = { 0 };
 	bt_err e = { 0 };
-	int rc = -1;
 
 	*json_out = NULL;
 	*len = 0;
@@ -1003,10 +998,28 @@ int berth_image_config(berth_client *c, const char *ns, const char *image, const
 		}
 		return -1;
 	}
+	int rc = berth_image_config_of(c, ns, &img, platform, json_out, len, err);
+	berth_image_clear(&img);
+	return rc;
+}
+
+int berth_image_config_of(berth_client *c, const char *ns, const berth_image *img, const char *platform,
+			  char **json_out, size_t *len, berth_error *err)
+{
+	const char *image = img->name;
+	bt_oci_platform want = { 0 };
+	bt_oci_desc cur = { 0 };
+	bt_oci_manifest m = { 0 };
+	bt_buf doc = { 0 };
+	bt_err e = { 0 };
+	int rc = -1;
+
+	*json_out = NULL;
+	*len = 0;
 	if (bt_oci_platform_parse(platform ? platform : "", &want, &e) < 0)
 		goto out;
-	cur.media_type = bt_xstrdup(img.target.media_type);
-	snprintf(cur.digest, sizeof(cur.digest), "%s", img.target.digest);
+	cur.media_type = bt_xstrdup(img->target.media_type);
+	snprintf(cur.digest, sizeof(cur.digest), "%s", img->target.digest);
 	if (bt_oci_is_index(cur.media_type)) {
 		bt_oci_index idx;
 		if (read_doc(c, ns, "index", cur.digest, &doc, &e) < 0)
@@ -1046,7 +1059,6 @@ out:
 	bt_oci_desc_clear(&cur);
 	bt_oci_manifest_clear(&m);
 	bt_oci_platform_clear(&want);
-	berth_image_clear(&img);
 	return rc < 0 ? berth_fail(err, &e) : 0;
 }
 

@@ -560,6 +560,9 @@ int berth_spec_from_config(const char *ns, const char *config_json, size_t len, 
  * the content store: *json_out (caller frees, NUL-terminated) and *len. */
 int berth_image_config(berth_client *c, const char *ns, const char *image, const char *platform,
 		       char **json_out, size_t *len, berth_error *err);
+/* The same for an image record the caller has already read. */
+int berth_image_config_of(berth_client *c, const char *ns, const berth_image *img, const char *platform,
+			  char **json_out, size_t *len, berth_error *err);
 /* The labels of an image config (config.Labels) a container takes on, those
  * with reserved prefixes left out; free with berth_spec_labels_free. */
 int berth_spec_image_labels(const char *config_json, size_t len, berth_label **out, size_t *n_out,
