@@ -139,7 +139,18 @@ count() { $B "$@" 2>/dev/null | tail -n +2 | grep -c . || true; }
 	$B2 images rm example.org/gc/base:v1
 	run $B2 gc
 	assert_success
-	[ ! -e "$BERTH_ROOT/content/blobs/sha256/${layer#sha256:}" ]
+	# the bytes leave the disk with the last namespace holding them (another
+	# test's image may share the layer: fixtures made in the same second are
+	# byte for byte the same)
+	local holders n
+	holders=$(for n in $(berth namespaces ls -q); do
+		if berth -n "$n" content info "$layer" >/dev/null 2>&1; then echo "$n"; fi
+	done)
+	if [ -z "$holders" ]; then
+		[ ! -e "$BERTH_ROOT/content/blobs/sha256/${layer#sha256:}" ]
+	else
+		[ -f "$BERTH_ROOT/content/blobs/sha256/${layer#sha256:}" ]
+	fi
 	[ "$(blob_bytes)" -eq "$b0" ]
 }
 
