@@ -338,30 +338,28 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 				return NULL;
 			}
 		}
-		/* Only the socket is polled (each socket in a poll set costs
-		 * system calls); the monitor is read when a wait times out, so a
-		 * lost connection is noticed within MONITOR_MS. */
-		zmq_pollitem_t items[1] = { { .socket = c->sock, .events = ZMQ_POLLIN } };
-		int rc = zmq_poll(items, 1, left < 0 ? MONITOR_MS : BT_MIN(left, MONITOR_MS));
-		if (rc < 0) {
+		/* A blocking receive bounded by ZMQ_RCVTIMEO, not zmq_poll and
+		 * then a receive: the poll asks the socket's state twice, each a
+		 * system call or two, before the receive asks again. Only the
+		 * socket is waited on; the monitor is read when a wait times out,
+		 * so a lost connection is noticed within MONITOR_MS. */
+		int wait = left < 0 ? MONITOR_MS : (int)BT_MIN(left, MONITOR_MS);
+		zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &wait, sizeof(wait));
+		zmq_msg_t fr[2];
+		int n;
+		bool overflow;
+		if (bt_recv_frames(c->sock, fr, 2, &n, &overflow, 0) < 0) {
+			if (errno == EAGAIN) {
+				drain_monitor(c);
+				continue;
+			}
 			if (errno == EINTR) {
 				bt_err_set(e, BT_CANCELLED, "%s: interrupted", what);
 				return NULL;
 			}
-			bt_err_set(e, BT_INTERNAL, "%s: poll: %s", what, zmq_strerror(errno));
+			bt_err_set(e, BT_INTERNAL, "%s: receive: %s", what, zmq_strerror(errno));
 			return NULL;
 		}
-		if (rc == 0) {
-			drain_monitor(c);
-			continue;
-		}
-		if (!(items[0].revents & ZMQ_POLLIN))
-			continue;
-		zmq_msg_t fr[2];
-		int n;
-		bool overflow;
-		if (bt_recv_frames(c->sock, fr, 2, &n, &overflow, ZMQ_DONTWAIT) < 0)
-			continue;
 		if (n != 2 || overflow) {
 			bt_close_frames(fr, n);
 			continue;
