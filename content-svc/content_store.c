@@ -24,10 +24,7 @@
 #include "bt_offload.h"
 #include "bt_util.h"
 
-/* Writeback of an ingest's data is started every FLUSH_EVERY bytes, and
- * what was started before is waited for then, so at commit the fsync finds
- * at most about two of these still to write. */
-#define FLUSH_EVERY (4 << 20)
+#define FLUSH_EVERY (8 << 20)
 
 typedef struct ingest {
 	char *key; /* ns "\n" ref */
@@ -923,13 +920,9 @@ static int write_locked(content_store *s, ingest *g, const content_write_req *w,
 					return bt_err_errno(e, err, "ref %s: write", w->ref);
 				}
 				g->offset += (int64_t)w->len;
-				/* Start writeback as data arrives, and wait for what was
-				 * started earlier (done by now unless the disk is slower
-				 * than the ingest), so the fsync at commit only waits for
-				 * the tail instead of much of the blob. */
+				/* Start writeback as data arrives, so the fsync at commit
+				 * only waits for the tail instead of the whole blob. */
 				if (g->offset - g->flushed >= FLUSH_EVERY) {
-					if (g->flushed > 0)
-						sync_file_range(g->fd, 0, g->flushed, SYNC_FILE_RANGE_WAIT_BEFORE);
 					sync_file_range(g->fd, g->flushed, g->offset - g->flushed, SYNC_FILE_RANGE_WRITE);
 					g->flushed = g->offset;
 				}
