@@ -8,9 +8,11 @@
  *                                 content.Info through berth's client library and
  *                                 whatever ADDR is (the gateway, or a service socket)
  *
- * Prints one line: "median_us=… p99_us=… rps1=… rpsN=…": latency and
- * throughput of one client, then throughput of CLIENTS connections each with
- * one request in flight, driven from one thread.
+ * Prints one line: "median_us=… p99_us=… rps1=… rpsN=… pipeN=…": latency
+ * and throughput of one client, throughput of CLIENTS connections each with
+ * one request in flight, driven from one thread, and throughput of one
+ * connection keeping CLIENTS requests in flight (pipelined, as libberth's
+ * bt_conn_send/bt_conn_collect do).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -147,6 +149,45 @@ static double drive(const char *endpoint, int conns, int total, make_fn make, vo
 	return rps;
 }
 
+/* One DEALER connection to endpoint with `depth` requests in flight until
+ * `total` replies came back. Returns requests per second. */
+static double drive_pipelined(const char *endpoint, int depth, int total, make_fn make, void *arg)
+{
+	void *s = zmq_socket(bt_zmq_ctx(), ZMQ_DEALER);
+	uint64_t id = 1;
+	int sent = 0, done = 0, zero = 0;
+
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_connect(s, endpoint);
+	usleep(100000);
+	int64_t t0 = bt_mono_ns();
+	while (done < total) {
+		while (sent < total && sent - done < depth) {
+			zmq_msg_t h, b;
+			make(arg, id++, &h, &b);
+			zmq_msg_send(&h, s, ZMQ_SNDMORE);
+			zmq_msg_send(&b, s, 0);
+			sent++;
+		}
+		zmq_msg_t m;
+		int more = 1;
+		while (more) {
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, s, 0) < 0) {
+				zmq_msg_close(&m);
+				goto out;
+			}
+			more = zmq_msg_more(&m);
+			zmq_msg_close(&m);
+		}
+		done++;
+	}
+out:;
+	double rps = done / ((bt_mono_ns() - t0) / 1e9);
+	zmq_close(s);
+	return rps;
+}
+
 static void make_raw(void *arg, uint64_t id, zmq_msg_t *hdr, zmq_msg_t *body)
 {
 	(void)arg;
@@ -263,6 +304,7 @@ static int bench_zmq(int n, int clients)
 	zmq_client(&one);
 	double rps1 = n / ((bt_mono_ns() - t0) / 1e9);
 	double rpsn = drive(front, clients, n, make_raw, NULL);
+	double pipen = drive_pipelined(front, clients, n, make_raw, NULL);
 	kill(proxy, SIGKILL);
 	kill(echo, SIGKILL);
 	waitpid(proxy, NULL, 0);
@@ -270,8 +312,8 @@ static int bench_zmq(int n, int clients)
 	unlink(front + 6);
 	unlink(back + 6);
 	qsort(one.lat, (size_t)n, sizeof(int64_t), cmp64);
-	printf("median_us=%.1f p99_us=%.1f rps1=%.0f rps%d=%.0f\n", one.lat[n / 2] / 1000.0,
-	       one.lat[(n * 99) / 100] / 1000.0, rps1, clients, rpsn);
+	printf("median_us=%.1f p99_us=%.1f rps1=%.0f rps%d=%.0f pipe%d=%.0f\n", one.lat[n / 2] / 1000.0,
+	       one.lat[(n * 99) / 100] / 1000.0, rps1, clients, rpsn, clients, pipen);
 	free(one.lat);
 	return 0;
 }
@@ -328,10 +370,11 @@ static int bench_berth(int n, int clients, const char *addr, const char *digest,
 	double rps1 = n / ((bt_mono_ns() - t0) / 1e9);
 	info_req ir = { digest, ns };
 	double rpsn = drive(addr, clients, n, make_info, &ir);
+	double pipen = drive_pipelined(addr, clients, n, make_info, &ir);
 	int errors = one.errors;
 	qsort(one.lat, (size_t)n, sizeof(int64_t), cmp64);
-	printf("median_us=%.1f p99_us=%.1f rps1=%.0f rps%d=%.0f errors=%d\n", one.lat[n / 2] / 1000.0,
-	       one.lat[(n * 99) / 100] / 1000.0, rps1, clients, rpsn, errors);
+	printf("median_us=%.1f p99_us=%.1f rps1=%.0f rps%d=%.0f pipe%d=%.0f errors=%d\n", one.lat[n / 2] / 1000.0,
+	       one.lat[(n * 99) / 100] / 1000.0, rps1, clients, rpsn, clients, pipen, errors);
 	free(one.lat);
 	return errors ? 1 : 0;
 }

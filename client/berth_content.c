@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "berth/content/v1/content.pb-c.h"
 #include "berth_internal.h"
@@ -266,6 +268,25 @@ static cbuf *cbuf_new(size_t len)
 	return b;
 }
 
+/* A chunk buffer for the window: a spare one given back by an acknowledged
+ * chunk, or a new one with its pages made present in one call. Memory
+ * touched for the first time costs a page fault per 4 KiB, which under a
+ * hypervisor with shadow page tables (this machine's) takes several times
+ * as long as reading the chunk into it; the spares make it happen once per
+ * window rather than whenever the allocator hands back fresh pages. */
+static cbuf *cbuf_take(cbuf **spare, int *nspare)
+{
+	if (*nspare > 0)
+		return spare[--*nspare];
+	cbuf *b = cbuf_new(BT_RPC_CHUNK);
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = ((uintptr_t)b + page - 1) & ~(page - 1);
+	uintptr_t to = ((uintptr_t)b->bytes + PREFIX_ROOM + BT_RPC_CHUNK) & ~(page - 1);
+	if (to > from)
+		(void)madvise((void *)from, to - from, MADV_POPULATE_WRITE); /* only an optimisation */
+	return b;
+}
+
 static void cbuf_unref(void *data, void *hint)
 {
 	cbuf *b = hint;
@@ -294,6 +315,8 @@ typedef struct ingest_run {
 	bool eof;
 	chunk win[WRITE_WINDOW]; /* unacknowledged chunks, oldest first */
 	int nwin;
+	cbuf *spare[WRITE_WINDOW]; /* buffers of acknowledged chunks, for reuse */
+	int nspare;
 	int64_t acked; /* server offset confirmed */
 	bool contacted; /* the service answered at least once */
 } ingest_run;
@@ -462,7 +485,13 @@ static int collect_oldest(ingest_run *r, bt_err *e)
 	if (rc < 0)
 		return -1;
 	r->acked = resp->offset;
-	chunk_drop(ch);
+	/* keep the buffer for the next chunk unless ZeroMQ still holds it */
+	if (atomic_load(&ch->buf->refs) == 1 && r->nspare < WRITE_WINDOW) {
+		r->spare[r->nspare++] = ch->buf;
+		ch->buf = NULL;
+	} else {
+		chunk_drop(ch);
+	}
 	memmove(&r->win[0], &r->win[1], (size_t)(r->nwin - 1) * sizeof(chunk));
 	r->nwin--;
 	if (r->o->progress)
@@ -498,7 +527,7 @@ static int pump(ingest_run *r, bt_err *e)
 		if (r->eof)
 			return 0;
 		chunk *ch = &r->win[r->nwin];
-		ch->buf = cbuf_new(BT_RPC_CHUNK);
+		ch->buf = cbuf_take(r->spare, &r->nspare);
 		ch->offset = r->src_pos;
 		int64_t n = source_read(r, chunk_data(ch), BT_RPC_CHUNK, e);
 		if (n <= 0) {
@@ -578,6 +607,8 @@ int berth_content_ingest(berth_client *c, const char *ns, const berth_ingest_opt
 	}
 	for (int i = 0; i < r.nwin; i++)
 		chunk_drop(&r.win[i]);
+	for (int i = 0; i < r.nspare; i++)
+		cbuf_unref(NULL, r.spare[i]);
 	free(r.writer);
 	if (rc < 0)
 		return berth_fail(err, &e);

@@ -228,7 +228,8 @@ static int send_header_body(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64
 	}
 	bt_msg_pack(&hm, &h->base);
 	int rc = zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-	if (rc < 0 && errno == EAGAIN) {
+	int err = rc < 0 ? errno : 0;
+	if (err == EAGAIN) {
 		/* No pipe: the connection the monitor still counted is gone (the
 		 * server restarted, say, and its DISCONNECTED event is yet to be
 		 * read).  With ZMQ_IMMEDIATE a pipe becomes writable only once it
@@ -241,10 +242,12 @@ static int send_header_body(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64
 				break;
 			zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLOUT };
 			zmq_poll(&it, 1, BT_MIN(left, 50));
-			if ((rc = zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT)) >= 0 || errno != EAGAIN)
+			rc = zmq_msg_send(&hm, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+			err = rc < 0 ? errno : 0;
+			if (err != EAGAIN)
 				break;
 		}
-		if (rc < 0 && errno == EAGAIN) {
+		if (err == EAGAIN) {
 			zmq_msg_close(&hm);
 			zmq_msg_close(bm);
 			return unavailable(c, e, "connection lost and not re-established");
@@ -253,7 +256,7 @@ static int send_header_body(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64
 	if (rc < 0) {
 		zmq_msg_close(&hm);
 		zmq_msg_close(bm);
-		return unavailable(c, e, zmq_strerror(errno));
+		return unavailable(c, e, zmq_strerror(err));
 	}
 	if (zmq_msg_send(bm, c->sock, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(bm);
@@ -361,30 +364,28 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 				return NULL;
 			}
 		}
-		/* Only the socket is polled (each socket in a poll set costs
-		 * system calls); the monitor is read when a wait times out, so a
-		 * lost connection is noticed within MONITOR_MS. */
-		zmq_pollitem_t items[1] = { { .socket = c->sock, .events = ZMQ_POLLIN } };
-		int rc = zmq_poll(items, 1, left < 0 ? MONITOR_MS : BT_MIN(left, MONITOR_MS));
-		if (rc < 0) {
+		/* A blocking receive bounded by ZMQ_RCVTIMEO, not zmq_poll and
+		 * then a receive: the poll asks the socket's state twice, each a
+		 * system call or two, before the receive asks again. Only the
+		 * socket is waited on; the monitor is read when a wait times out,
+		 * so a lost connection is noticed within MONITOR_MS. */
+		int wait = left < 0 ? MONITOR_MS : (int)BT_MIN(left, MONITOR_MS);
+		zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &wait, sizeof(wait));
+		zmq_msg_t fr[2];
+		int n;
+		bool overflow;
+		if (bt_recv_frames(c->sock, fr, 2, &n, &overflow, 0) < 0) {
+			if (errno == EAGAIN) {
+				drain_monitor(c);
+				continue;
+			}
 			if (errno == EINTR) {
 				bt_err_set(e, BT_CANCELLED, "%s: interrupted", what);
 				return NULL;
 			}
-			bt_err_set(e, BT_INTERNAL, "%s: poll: %s", what, zmq_strerror(errno));
+			bt_err_set(e, BT_INTERNAL, "%s: receive: %s", what, zmq_strerror(errno));
 			return NULL;
 		}
-		if (rc == 0) {
-			drain_monitor(c);
-			continue;
-		}
-		if (!(items[0].revents & ZMQ_POLLIN))
-			continue;
-		zmq_msg_t fr[2];
-		int n;
-		bool overflow;
-		if (bt_recv_frames(c->sock, fr, 2, &n, &overflow, ZMQ_DONTWAIT) < 0)
-			continue;
 		if (n != 2 || overflow) {
 			bt_close_frames(fr, n);
 			continue;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <pthread.h>
 
@@ -17,9 +18,31 @@ struct bt_db {
 	sqlite3 *h;
 	pthread_mutex_t mu;
 	char *path;
-	pthread_key_t reader; /* per-thread read-only connection */
+	pthread_key_t reader; /* per-thread read-only connection (a reader) */
 	bool reader_key;
 };
+
+/* A thread's read-only connection keeps the statements it prepared, so a
+ * read repeated on the thread (a daemon's Info, Get...) skips parsing and
+ * planning its SQL: bt_db_stmt_freep resets them instead of finalizing. */
+#define READ_CACHE 16
+
+typedef struct cached_stmt {
+	char *sql;
+	sqlite3_stmt *st;
+	bool busy; /* handed out and not yet given back */
+} cached_stmt;
+
+typedef struct reader {
+	sqlite3 *h;
+	cached_stmt cache[READ_CACHE];
+	int n;
+	int evict; /* next slot to reuse when full */
+	struct reader *next;
+} reader;
+
+/* This thread's readers (one per database it read), for bt_db_stmt_freep. */
+static __thread reader *tl_readers;
 
 static int handle_error(sqlite3 *h, bt_err *e, const char *what)
 {
@@ -54,16 +77,31 @@ int bt_db_error(bt_db *db, bt_err *e, const char *what)
 	return handle_error(db->h, e, what);
 }
 
-static void reader_close(void *h)
+/* Closes a reader of the calling thread (its key's destructor, or bt_db_close). */
+static void reader_close(void *p)
 {
-	sqlite3_close_v2(h);
+	reader *r = p;
+
+	for (reader **pp = &tl_readers; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	for (int i = 0; i < r->n; i++) {
+		sqlite3_finalize(r->cache[i].st);
+		free(r->cache[i].sql);
+	}
+	sqlite3_close_v2(r->h);
+	free(r);
 }
 
 int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e)
 {
-	sqlite3 *h = pthread_getspecific(db->reader);
+	reader *r = pthread_getspecific(db->reader);
+	sqlite3 *h = NULL;
 
-	if (!h) {
+	if (!r) {
 		if (sqlite3_open_v2(db->path, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 			bt_err_set(e, BT_INTERNAL, "open %s for reading: %s", db->path,
 				   h ? sqlite3_errmsg(h) : "out of memory");
@@ -73,10 +111,49 @@ int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e
 		/* In WAL mode readers do not wait for writers; this only covers
 		 * the rare moments a reader must wait (WAL recovery). */
 		sqlite3_busy_timeout(h, 100);
-		pthread_setspecific(db->reader, h);
+		r = bt_xzalloc(sizeof(*r));
+		r->h = h;
+		r->next = tl_readers;
+		tl_readers = r;
+		pthread_setspecific(db->reader, r);
 	}
-	if (sqlite3_prepare_v2(h, sql, -1, out, NULL) != SQLITE_OK)
-		return handle_error(h, e, "prepare");
+	int slot = -1;
+	for (int i = 0; i < r->n; i++) {
+		if (strcmp(r->cache[i].sql, sql) == 0) {
+			if (r->cache[i].busy)
+				goto uncached; /* in use further up this thread's stack */
+			r->cache[i].busy = true;
+			*out = r->cache[i].st;
+			return 0;
+		}
+	}
+	if (r->n < READ_CACHE) {
+		slot = r->n;
+	} else {
+		for (int k = 0; k < READ_CACHE && slot < 0; k++) {
+			int i = (r->evict + k) % READ_CACHE;
+			if (!r->cache[i].busy)
+				slot = i;
+		}
+		if (slot < 0)
+			goto uncached;
+		r->evict = (slot + 1) % READ_CACHE;
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(r->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		return handle_error(r->h, e, "prepare");
+	if (slot < r->n) {
+		sqlite3_finalize(r->cache[slot].st);
+		free(r->cache[slot].sql);
+	} else {
+		r->n++;
+	}
+	r->cache[slot] = (cached_stmt){ .sql = bt_xstrdup(sql), .st = st, .busy = true };
+	*out = st;
+	return 0;
+uncached:
+	if (sqlite3_prepare_v2(r->h, sql, -1, out, NULL) != SQLITE_OK)
+		return handle_error(r->h, e, "prepare");
 	return 0;
 }
 
@@ -135,8 +212,22 @@ int bt_db_prepare(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e)
 
 void bt_db_stmt_freep(sqlite3_stmt **s)
 {
-	if (*s)
-		sqlite3_finalize(*s);
+	if (!*s)
+		return;
+	/* a statement of this thread's read cache goes back to it, reset (which
+	 * also ends its read transaction) and unbound */
+	for (reader *r = tl_readers; r; r = r->next) {
+		for (int i = 0; i < r->n; i++) {
+			if (r->cache[i].st == *s) {
+				sqlite3_reset(*s);
+				sqlite3_clear_bindings(*s);
+				r->cache[i].busy = false;
+				*s = NULL;
+				return;
+			}
+		}
+	}
+	sqlite3_finalize(*s);
 	*s = NULL;
 }
 
@@ -241,9 +332,9 @@ void bt_db_close(bt_db **dbp)
 		return;
 	if (db->reader_key) {
 		/* this thread's reader; other threads' go when they exit */
-		sqlite3 *r = pthread_getspecific(db->reader);
+		reader *r = pthread_getspecific(db->reader);
 		if (r)
-			sqlite3_close_v2(r);
+			reader_close(r);
 		pthread_setspecific(db->reader, NULL);
 		pthread_key_delete(db->reader);
 	}

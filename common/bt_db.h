@@ -40,7 +40,11 @@ void bt_db_rollback(bt_db *db);              /* never fails visibly */
 /* Prepares a statement; message names the SQL on failure. */
 int bt_db_prepare(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
 /* Prepares a statement on this thread's read-only connection (opened on
- * first use): no lock needed, and in WAL mode it never waits for writers. */
+ * first use): no lock needed, and in WAL mode it never waits for writers.
+ * The connection keeps the statements of the last few SQL texts it saw, so
+ * the same read again skips parsing: release the statement with
+ * bt_db_stmt_freep (_cleanup_stmt_), which gives it back reset, never with
+ * sqlite3_finalize, and on the thread that prepared it. */
 int bt_db_prepare_read(bt_db *db, const char *sql, sqlite3_stmt **out, bt_err *e);
 /* Fills e from the connection's last error, prefixed with what. */
 int bt_db_error(bt_db *db, bt_err *e, const char *what);

@@ -82,6 +82,16 @@ void bt_zmq_close(void **sock)
 	}
 }
 
+int bt_zmq_fd(void *sock)
+{
+	int fd = -1;
+	size_t len = sizeof(fd);
+
+	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) < 0)
+		return -1;
+	return fd;
+}
+
 int bt_zmq_bind(void *sock, const char *endpoint, unsigned mode, int *lock_fd, bt_err *e)
 {
 	*lock_fd = -1;

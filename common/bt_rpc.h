@@ -53,6 +53,15 @@ void *bt_zmq_socket(int type, bt_err *e);
  * chmods the socket to mode. *lock_fd receives the held lock (or -1). */
 int bt_zmq_bind(void *sock, const char *endpoint, unsigned mode, int *lock_fd, bt_err *e);
 void bt_zmq_close(void **sock);
+/* The descriptor that becomes readable when sock's state may have changed
+ * (ZMQ_FD), or -1.  It is edge-like: it is re-armed only by a receive (or
+ * ZMQ_EVENTS) that finds nothing, and any call on the socket, a send too,
+ * may consume its news.  So a loop that sleeps in poll(2) on it must, before
+ * each sleep, have received from the socket until EAGAIN after its last
+ * send there.  In exchange a turn of such a loop costs no zmq_poll: that
+ * asks ZMQ_EVENTS of every socket twice per call, each time a system call
+ * or two. */
+int bt_zmq_fd(void *sock);
 /* Unbinds endpoint and, for ipc, waits (up to a second) until ZeroMQ has
  * really closed the listener and removed the socket file, so a new server
  * can bind the same path at once. Then releases lock_fd. */

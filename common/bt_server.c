@@ -17,6 +17,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -726,35 +727,48 @@ void bt_server_stop(bt_server *s)
 
 int bt_server_run(bt_server *s, bt_err *e)
 {
-	zmq_pollitem_t items[2] = {
-		{ .socket = s->router, .events = ZMQ_POLLIN },
-		{ .fd = s->wake_fd, .events = ZMQ_POLLIN },
+	/* poll(2) on the ROUTER's ZMQ_FD and the eventfd, not zmq_poll (which
+	 * asks the socket's state twice per call, each a system call or two):
+	 * every turn receives until EAGAIN after the turn's sends, so the
+	 * descriptor is armed whenever the loop sleeps (bt_zmq_fd). */
+	int rfd = bt_zmq_fd(s->router);
+	struct pollfd pfd[2] = {
+		{ .fd = rfd, .events = POLLIN },
+		{ .fd = s->wake_fd, .events = POLLIN },
 	};
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
+	bool again = true; /* messages may be waiting that the descriptor never announced */
 
+	if (rfd < 0)
+		return bt_err_set(e, BT_INTERNAL, "ZMQ_FD: %s", zmq_strerror(errno));
 	while (!atomic_load(&s->stop)) {
-		int rc = zmq_poll(items, 2, TICK_MS);
+		int rc = poll(pfd, 2, again ? 0 : TICK_MS);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			return bt_err_set(e, BT_INTERNAL, "poll: %s", zmq_strerror(errno));
+			return bt_err_set(e, BT_INTERNAL, "poll: %s", strerror(errno));
 		}
+		again = false;
 		/* Replies first: they free calls and keep streams moving. */
-		/* Replies first: they free calls and keep streams moving. */
-		if (items[1].revents & ZMQ_POLLIN) {
+		if (pfd[1].revents & POLLIN) {
 			uint64_t v;
 			(void)!read(s->wake_fd, &v, sizeof(v));
 			forward_replies(s);
 		}
-		/* Drain in batches by receiving until EAGAIN: asking ZMQ_EVENTS
-		 * first would cost a system call per message. */
-		if (items[0].revents & ZMQ_POLLIN)
-			for (int i = 0; i < 64 && handle_request(s); i++)
-				;
-		atomic_store(&s->last_tick, bt_mono_ms());
-		if (bt_mono_ms() >= next_tick) {
+		/* Every turn, whatever the descriptor said: the replies just sent
+		 * may have consumed its news. Receiving until EAGAIN drains a
+		 * batch per wake-up and re-arms the descriptor; a full batch
+		 * means there may be more, so look again without sleeping. */
+		int k = 0;
+		while (k < 64 && handle_request(s))
+			k++;
+		if (k == 64)
+			again = true;
+		int64_t now = bt_mono_ms();
+		atomic_store(&s->last_tick, now);
+		if (now >= next_tick) {
 			expire_calls(s);
-			next_tick = bt_mono_ms() + TICK_MS;
+			next_tick = now + TICK_MS;
 		}
 	}
 
@@ -775,7 +789,7 @@ int bt_server_run(bt_server *s, bt_err *e)
 		pthread_mutex_unlock(&s->qmu);
 		if (busy == 0 || bt_mono_ms() >= until)
 			break;
-		if (zmq_poll(&items[1], 1, 20) > 0) {
+		if (poll(&pfd[1], 1, 20) > 0) {
 			uint64_t ticks;
 			(void)!read(s->wake_fd, &ticks, sizeof(ticks));
 		}

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -116,6 +117,8 @@ struct gw_proxy {
 	bt_map *by_client; /* cid + creq → pending */
 	bt_map *clients;   /* cid → client */
 	uint64_t next_id;
+	/* sent to since it was last received from until EAGAIN (bt_zmq_fd) */
+	bool pub_sent, back_sent;
 	atomic_int stop;
 	_Atomic int64_t last_tick;
 	/* the fence: state, namespace and classifier under fmu (the loop
@@ -337,6 +340,7 @@ static void reply_status(gw_proxy *p, const void *cid, size_t cidlen, uint64_t c
 	h.message = msg;
 	h.final = true;
 	h.transport = transport;
+	p->pub_sent = true;
 	if (zmq_send(p->pub, cid, cidlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		return;
 	if (bt_send_pb(p->pub, &h.base, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -448,6 +452,7 @@ static void pending_drop(gw_proxy *p, pending *q)
  * or -1 with errno (EHOSTUNREACH: no connection to it). */
 static int send_to_backend(gw_proxy *p, conn *c, zmq_msg_t *hdr, zmq_msg_t *body)
 {
+	p->back_sent = true;
 	if (zmq_send(p->back, c->rid, c->ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		return -1;
 	/* once the routing frame is accepted the rest always goes (no HWM) */
@@ -891,6 +896,7 @@ static bool on_backend(gw_proxy *p)
 	bt_resphdr_free(&h);
 	zmq_msg_close(&f[0]);
 	zmq_msg_close(&f[1]);
+	p->pub_sent = true;
 	if (zmq_send(p->pub, q->cid, q->cidlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_msg_send(&hm, p->pub, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_msg_send(&f[2], p->pub, ZMQ_DONTWAIT) < 0) {
@@ -1014,16 +1020,24 @@ static void expire(gw_proxy *p)
 
 int gw_proxy_run(gw_proxy *p, bt_err *e)
 {
-	/* The monitor is read every tick, not polled: each socket in a poll
-	 * set costs system calls on every turn of the loop. */
-	zmq_pollitem_t items[3] = {
-		{ .socket = p->pub, .events = ZMQ_POLLIN },
-		{ .socket = p->back, .events = ZMQ_POLLIN },
-		{ .fd = p->wake_fd, .events = ZMQ_POLLIN },
+	/* poll(2) on the sockets' ZMQ_FDs and the eventfd rather than zmq_poll,
+	 * which asks every socket's state twice per call, each time a system
+	 * call or two. The price is the rule of bt_zmq_fd: before sleeping,
+	 * each socket has been received from until EAGAIN after the last send
+	 * to it (pub_sent and back_sent say which were sent to since; the
+	 * loop does not sleep while either is set). The monitor is read every
+	 * tick, not polled. */
+	struct pollfd pfd[3] = {
+		{ .fd = bt_zmq_fd(p->pub), .events = POLLIN },
+		{ .fd = bt_zmq_fd(p->back), .events = POLLIN },
+		{ .fd = p->wake_fd, .events = POLLIN },
 	};
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
+	bool again = true; /* messages may be waiting that no descriptor announced */
 	int ret = 0;
 
+	if (pfd[0].fd < 0 || pfd[1].fd < 0)
+		return bt_err_set(e, BT_INTERNAL, "ZMQ_FD: %s", zmq_strerror(errno));
 	on_monitor(p);
 	while (!atomic_load(&p->stop)) {
 		bool holding = false;
@@ -1032,25 +1046,58 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		int64_t wait = next_tick - bt_mono_ms();
 		if (wait < 0)
 			wait = 0;
-		int rc = zmq_poll(items, 3, holding ? BT_MIN(wait, 5) : wait);
+		if (holding)
+			wait = BT_MIN(wait, 5);
+		bool force = again;
+		int rc = poll(pfd, 3, again || p->pub_sent || p->back_sent ? 0 : (int)wait);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = bt_err_set(e, BT_INTERNAL, "poll: %s", zmq_strerror(errno));
+			ret = bt_err_set(e, BT_INTERNAL, "poll: %s", strerror(errno));
 			break;
 		}
-		/* receive until EAGAIN: asking ZMQ_EVENTS first costs a system call */
-		if (items[1].revents & ZMQ_POLLIN)
-			for (int k = 0; k < 256 && on_backend(p); k++)
-				;
-		if (items[0].revents & ZMQ_POLLIN)
-			for (int k = 0; k < 256 && on_client(p); k++)
-				;
-		if (items[2].revents & ZMQ_POLLIN) {
+		again = false;
+		if (pfd[2].revents & POLLIN) {
 			uint64_t v;
 			(void)!read(p->wake_fd, &v, sizeof(v));
 		}
+		/* a fence asked or lifted (sends what it held: back_sent) */
 		fence_step(p);
+		/* Receive from a socket until EAGAIN when its descriptor says so,
+		 * or when it was sent to since it last said EAGAIN (the send may
+		 * have consumed the descriptor's news); repeat, as forwarding
+		 * sends to the other socket. A full batch means there may be
+		 * more: look again without sleeping. */
+		bool rpub = force || (pfd[0].revents & POLLIN) || p->pub_sent;
+		bool rback = force || (pfd[1].revents & POLLIN) || p->back_sent;
+		for (int round = 0; (rpub || rback) && !again; round++) {
+			if (round == 4) {
+				again = true;
+				break;
+			}
+			if (rback) {
+				int k = 0;
+				p->back_sent = false;
+				while (k < 256 && on_backend(p))
+					k++;
+				if (k == 256)
+					again = true;
+				else
+					p->back_sent = false; /* its sends came before the EAGAIN */
+			}
+			if (rpub || p->pub_sent) {
+				int k = 0;
+				p->pub_sent = false;
+				while (k < 256 && on_client(p))
+					k++;
+				if (k == 256)
+					again = true;
+				else
+					p->pub_sent = false;
+			}
+			rpub = false;
+			rback = p->back_sent;
+		}
 		if (holding) {
 			on_monitor(p);
 			for (int i = 0; i < p->nconns; i++)

@@ -144,6 +144,75 @@ static const char *const mig[] = {
 	"ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT 'x';",
 };
 
+/* Reads on a thread's read-only connection reuse their statements: handed
+ * back reset (a new write is seen) and unbound, a nested use of the same
+ * SQL gets its own statement, and more texts than the cache holds work. */
+static void test_db_read_cache(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bt-db.XXXXXX";
+	bt_db *db = NULL;
+	bt_err e;
+
+	assert_non_null(mkdtemp(dir));
+	_cleanup_free_ char *path = bt_xasprintf("%s/x.db", dir);
+	assert_int_equal(bt_db_open(path, mig, 2, &db, &e), 0);
+	assert_int_equal(bt_db_exec(db, "INSERT INTO t (a, b) VALUES ('k', 1), ('z', 2)", &e), 0);
+
+	const char *q = "SELECT b FROM t WHERE a = ?1";
+	sqlite3_stmt *outer = NULL, *inner = NULL, *again = NULL;
+	assert_int_equal(bt_db_prepare_read(db, q, &outer, &e), 0);
+	assert_int_equal(bt_db_bind_text(db, outer, 1, "k", &e), 0);
+	assert_int_equal(sqlite3_step(outer), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(outer, 0), 1);
+	/* the same SQL while the first is in use: another statement */
+	assert_int_equal(bt_db_prepare_read(db, q, &inner, &e), 0);
+	assert_ptr_not_equal(inner, outer);
+	assert_int_equal(bt_db_bind_text(db, inner, 1, "z", &e), 0);
+	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(inner, 0), 2);
+	bt_db_stmt_freep(&inner);
+	sqlite3_stmt *kept = outer;
+	bt_db_stmt_freep(&outer);
+	assert_null(outer);
+	/* given back: the same statement, with no binding left (no row) */
+	assert_int_equal(bt_db_prepare_read(db, q, &again, &e), 0);
+	assert_ptr_equal(again, kept);
+	assert_int_equal(sqlite3_step(again), SQLITE_DONE);
+	bt_db_stmt_freep(&again);
+
+	/* reset ends the read: a later write is seen through the cached statement */
+	sqlite3_stmt *count = NULL;
+	assert_int_equal(bt_db_prepare_read(db, "SELECT count(*) FROM t", &count, &e), 0);
+	assert_int_equal(sqlite3_step(count), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(count, 0), 2);
+	bt_db_stmt_freep(&count);
+	assert_int_equal(bt_db_exec(db, "INSERT INTO t (a, b) VALUES ('y', 3)", &e), 0);
+	assert_int_equal(bt_db_prepare_read(db, "SELECT count(*) FROM t", &count, &e), 0);
+	assert_int_equal(sqlite3_step(count), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(count, 0), 3);
+	bt_db_stmt_freep(&count);
+
+	/* more SQL texts than the cache keeps, twice over */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 40; i++) {
+			_cleanup_free_ char *sql = bt_xasprintf("SELECT %d + b FROM t WHERE a = 'k'", i);
+			sqlite3_stmt *st = NULL;
+			assert_int_equal(bt_db_prepare_read(db, sql, &st, &e), 0);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			assert_int_equal(sqlite3_column_int(st, 0), i + 1);
+			bt_db_stmt_freep(&st);
+		}
+	}
+	/* a malformed statement is an error, not a cache entry */
+	sqlite3_stmt *bad = NULL;
+	assert_int_equal(bt_db_prepare_read(db, "SELECT nope FROM t", &bad, &e), -1);
+	assert_null(bad);
+	bt_db_close(&db);
+	bt_err ignore;
+	bt_rm_rf(dir, &ignore);
+}
+
 static void test_db(void **state)
 {
 	(void)state;
@@ -328,7 +397,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err),    cmocka_unit_test(test_parse),  cmocka_unit_test(test_files),
-		cmocka_unit_test(test_digest), cmocka_unit_test(test_db),     cmocka_unit_test(test_map),
+		cmocka_unit_test(test_digest), cmocka_unit_test(test_db),     cmocka_unit_test(test_db_read_cache),     cmocka_unit_test(test_map),
 		cmocka_unit_test(test_labels), cmocka_unit_test(test_envelope),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
