@@ -43,6 +43,14 @@
 
 typedef struct pending pending;
 
+/* Requests waiting in the gateway, in arrival order, linked through
+ * pending.next: those for a backend with no connection, and those a fence
+ * holds (a request is in one queue at most: the fence holds it before it
+ * is forwarded). */
+typedef struct pqueue {
+	pending *head, *tail;
+} pqueue;
+
 /* One backend endpoint (several routes may share it). */
 typedef struct conn {
 	char *address;
@@ -50,7 +58,7 @@ typedef struct conn {
 	size_t ridlen;
 	int npipes;  /* live connections as the monitor reports them */
 	bool inproc; /* ZeroMQ reports no connection events for inproc */
-	pending *held_head, *held_tail; /* requests waiting for a connection */
+	pqueue held; /* requests waiting for a connection */
 } conn;
 
 /* A service (and for snapshots, a snapshotter name) and where it goes. */
@@ -78,12 +86,11 @@ struct pending {
 	int64_t held_until; /* monotonic ms */
 	zmq_msg_t hdr;
 	zmq_msg_t body;
-	pending *next_held;
+	pending *next; /* in a pqueue */
 	unsigned method; /* index in the route's service descriptor */
 	char ns[BT_IDENT_MAX + 1];
-	bool fenced; /* held by the fence (in fence_head) */
+	bool fenced; /* held by the fence (in p->fenced) */
 	bool drain;  /* in flight when the fence went up: the fence waits for it */
-	pending *next_fenced;
 };
 
 typedef enum fence_state {
@@ -132,7 +139,7 @@ struct gw_proxy {
 	gw_fence_classify fence_cls;
 	char fence_why[256];
 	int fence_draining;
-	pending *fence_head, *fence_tail;
+	pqueue fenced;
 };
 
 static size_t client_key(unsigned char *buf, const void *cid, size_t cidlen, uint64_t creq)
@@ -351,23 +358,49 @@ static void reply_status(gw_proxy *p, const void *cid, size_t cidlen, uint64_t c
 #define reply_error(p, cid, cidlen, creq, code, ...) reply_status(p, cid, cidlen, creq, code, false, __VA_ARGS__)
 #define reply_transport(p, cid, cidlen, creq, code, ...) reply_status(p, cid, cidlen, creq, code, true, __VA_ARGS__)
 
-static void unhold(pending *q)
+static void pq_push(pqueue *pq, pending *q)
 {
-	conn *c = q->rt->c;
-	pending **pp = &c->held_head, *prev = NULL;
+	q->next = NULL;
+	if (pq->tail)
+		pq->tail->next = q;
+	else
+		pq->head = q;
+	pq->tail = q;
+}
 
-	if (!q->held)
-		return;
-	for (; *pp; prev = *pp, pp = &(*pp)->next_held) {
+static pending *pq_pop(pqueue *pq)
+{
+	pending *q = pq->head;
+	if (q) {
+		pq->head = q->next;
+		if (!pq->head)
+			pq->tail = NULL;
+		q->next = NULL;
+	}
+	return q;
+}
+
+static void pq_unlink(pqueue *pq, pending *q)
+{
+	pending **pp = &pq->head, *prev = NULL;
+
+	for (; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp == q) {
-			*pp = q->next_held;
-			if (c->held_tail == q)
-				c->held_tail = prev;
+			*pp = q->next;
+			if (pq->tail == q)
+				pq->tail = prev;
 			break;
 		}
 	}
+	q->next = NULL;
+}
+
+static void unhold(pending *q)
+{
+	if (!q->held)
+		return;
+	pq_unlink(&q->rt->c->held, q);
 	q->held = false;
-	q->next_held = NULL;
 }
 
 /* --- the fence ------------------------------------------------------------------ */
@@ -396,17 +429,8 @@ static void unfence(gw_proxy *p, pending *q)
 	}
 	if (!q->fenced)
 		return;
-	pending **pp = &p->fence_head, *prev = NULL;
-	for (; *pp; prev = *pp, pp = &(*pp)->next_fenced) {
-		if (*pp == q) {
-			*pp = q->next_fenced;
-			if (p->fence_tail == q)
-				p->fence_tail = prev;
-			break;
-		}
-	}
+	pq_unlink(&p->fenced, q);
 	q->fenced = false;
-	q->next_fenced = NULL;
 }
 
 static const char *method_name(const pending *q)
@@ -521,11 +545,7 @@ static void hold(gw_proxy *p, pending *q)
 	q->held_until = bt_mono_ms() + p->connect_grace_ms;
 	if (q->deadline && q->deadline < q->held_until)
 		q->held_until = q->deadline;
-	if (c->held_tail)
-		c->held_tail->next_held = q;
-	else
-		c->held_head = q;
-	c->held_tail = q;
+	pq_push(&c->held, q);
 }
 
 /* Sends what waited for the backend's connection, in order, until the
@@ -533,18 +553,15 @@ static void hold(gw_proxy *p, pending *q)
  * CONNECTED event). */
 static void release_held(gw_proxy *p, conn *c)
 {
-	while (c->held_head && connected(c)) {
-		pending *q = c->held_head;
+	while (c->held.head && connected(c)) {
+		pending *q = c->held.head;
 		int rc = send_pending(p, q);
 		if (rc == -1)
 			return;
 		if (rc == -2)
 			continue; /* dropped (and unlinked) already */
-		c->held_head = q->next_held;
-		if (!c->held_head)
-			c->held_tail = NULL;
+		pq_pop(&c->held);
 		q->held = false;
-		q->next_held = NULL;
 	}
 }
 
@@ -559,7 +576,7 @@ static void forward(gw_proxy *p, pending *q)
 	/* No connection: the backend may be restarting. Hold the request a
 	 * little (never past its deadline) rather than fail at once; requests
 	 * already held go first. */
-	if (q->rt->c->held_head || !connected(q->rt->c) || send_pending(p, q) == -1)
+	if (q->rt->c->held.head || !connected(q->rt->c) || send_pending(p, q) == -1)
 		hold(p, q);
 }
 
@@ -607,16 +624,14 @@ static void fence_step(gw_proxy *p)
 		while (bt_map_iter_next(&it, NULL, NULL, &v))
 			((pending *)v)->drain = false;
 		p->fence_draining = 0;
-		pending *q = p->fence_head;
-		p->fence_head = p->fence_tail = NULL;
+		pqueue out = p->fenced;
+		p->fenced = (pqueue){ 0 };
 		atomic_store(&p->fence_on, false);
 		fence_set(p, FENCE_NONE);
-		while (q) {
-			pending *next = q->next_fenced;
+		pending *q;
+		while ((q = pq_pop(&out))) {
 			q->fenced = false;
-			q->next_fenced = NULL;
 			forward(p, q);
-			q = next;
 		}
 	}
 }
@@ -665,9 +680,7 @@ int gw_proxy_fence(gw_proxy *p, const char *ns, gw_fence_classify cls, int64_t t
 		bt_err_set(e, BT_UNAVAILABLE, "the gateway is stopping");
 	else if (st != FENCE_UP)
 		bt_err_set(e, BT_UNAVAILABLE,
-			   "requests that may add references in namespace %s are still unanswered after %" PRId64
-			   " ms",
-			   ns, timeout_ms);
+			   "requests that may add references are still unanswered after %" PRId64 " ms", timeout_ms);
 	pthread_mutex_unlock(&p->fmu);
 	if (st == FENCE_UP && !p->loop_done)
 		return 0;
@@ -835,11 +848,7 @@ static bool on_client(gw_proxy *p)
 	cl->in_flight++;
 	if (fenced_out(p, q)) {
 		q->fenced = true;
-		if (p->fence_tail)
-			p->fence_tail->next_fenced = q;
-		else
-			p->fence_head = q;
-		p->fence_tail = q;
+		pq_push(&p->fenced, q);
 	} else {
 		forward(p, q);
 	}
@@ -1042,7 +1051,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 	while (!atomic_load(&p->stop)) {
 		bool holding = false;
 		for (int i = 0; i < p->nconns; i++)
-			holding |= p->conns[i].held_head != NULL;
+			holding |= p->conns[i].held.head != NULL;
 		int64_t wait = next_tick - bt_mono_ms();
 		if (wait < 0)
 			wait = 0;
