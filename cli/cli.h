@@ -172,6 +172,10 @@ int cli_cio_new(cli_cio *io, bool terminal, bool with_stdin, bool keep);
 void cli_cio_none(cli_cio *io, bool terminal);
 berth_stdio cli_cio_stdio(const cli_cio *io);
 void cli_cio_close(cli_cio *io);
+/* Gives process exec_id (NULL: the task's) of task id the size of our
+ * terminal, when we have one: after Create, before Start, so the process
+ * never sees a terminal of 0x0. */
+void cli_send_size(berth_client *c, const char *id, const char *exec_id);
 /* Copies stdio of the started process (task id, or its exec) until it exits:
  * a terminal goes raw and follows SIGWINCH; without one, INT, TERM, HUP and
  * QUIT are passed on.  Returns the exit status, or -1 after printing why. */

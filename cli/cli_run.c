@@ -249,6 +249,9 @@ int cli_run(cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	made_task = true;
+	/* the terminal exists once created: sized before the process runs */
+	if (io.terminal)
+		cli_send_size(c, id, NULL);
 	if (berth_task_start(c, NULL, id, NULL, &pid, &err) < 0) {
 		rc = cli_fail(ctx, &err);
 		goto out;

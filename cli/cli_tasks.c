@@ -219,7 +219,7 @@ static void on_signal(int sig)
 }
 
 /* Gives the process's terminal the size of ours (if ours has one). */
-static void send_size(berth_client *c, const char *id, const char *exec_id)
+void cli_send_size(berth_client *c, const char *id, const char *exec_id)
 {
 	struct winsize ws;
 	berth_error err;
@@ -257,7 +257,7 @@ int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *e
 		sigaction(SIGQUIT, &sa, NULL);
 	}
 	if (io->terminal)
-		send_size(c, id, exec_id);
+		cli_send_size(c, id, exec_id);
 	if (with_stdin && io->fd_in >= 0) {
 		stdin_job *j = bt_xzalloc(sizeof(*j));
 		atomic_init(&j->refs, 2);
@@ -297,7 +297,7 @@ int cli_session_run(cli_ctx *ctx, berth_client *c, const char *id, const char *e
 			while (read(sig_pipe[0], &sig, 1) == 1) {
 				berth_error err;
 				if (sig == SIGWINCH)
-					send_size(c, id, exec_id);
+					cli_send_size(c, id, exec_id);
 				else if (berth_task_kill(c, NULL, id, exec_id, sig, false, &err) < 0)
 					fprintf(stderr, "%s: forward signal %d: %s\n", ctx->prog, sig, err.message);
 			}
@@ -388,7 +388,7 @@ static int tasks_start(cli_ctx *ctx, int argc, char **argv)
 	}
 	/* the terminal exists once created: sized before the process runs */
 	if (a.tty)
-		send_size(c, id, NULL);
+		cli_send_size(c, id, NULL);
 	if (berth_task_start(c, NULL, id, NULL, &pid, &err) < 0) {
 		int rc = cli_fail(ctx, &err);
 		berth_task_delete(c, NULL, id, NULL, NULL, NULL, &err);
