@@ -1027,6 +1027,23 @@ static void expire(gw_proxy *p)
 	free(late);
 }
 
+/* Receives from one socket until EAGAIN, at most a batch; true when the
+ * batch was full (there may be more).  *sent is the socket's "sent to
+ * since EAGAIN" flag: what the handlers send to it before the EAGAIN is
+ * covered by it. */
+static bool receive_batch(gw_proxy *p, bool (*one)(gw_proxy *), bool *sent)
+{
+	int k = 0;
+
+	*sent = false;
+	while (k < 256 && one(p))
+		k++;
+	if (k == 256)
+		return true;
+	*sent = false;
+	return false;
+}
+
 int gw_proxy_run(gw_proxy *p, bt_err *e)
 {
 	/* poll(2) on the sockets' ZMQ_FDs and the eventfd rather than zmq_poll,
@@ -1084,26 +1101,10 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 				again = true;
 				break;
 			}
-			if (rback) {
-				int k = 0;
-				p->back_sent = false;
-				while (k < 256 && on_backend(p))
-					k++;
-				if (k == 256)
-					again = true;
-				else
-					p->back_sent = false; /* its sends came before the EAGAIN */
-			}
-			if (rpub || p->pub_sent) {
-				int k = 0;
-				p->pub_sent = false;
-				while (k < 256 && on_client(p))
-					k++;
-				if (k == 256)
-					again = true;
-				else
-					p->pub_sent = false;
-			}
+			if (rback && receive_batch(p, on_backend, &p->back_sent))
+				again = true;
+			if ((rpub || p->pub_sent) && receive_batch(p, on_client, &p->pub_sent))
+				again = true;
 			rpub = false;
 			rback = p->back_sent;
 		}
