@@ -90,6 +90,7 @@ struct pending {
 	unsigned method; /* index in the route's service descriptor */
 	char ns[BT_IDENT_MAX + 1];
 	bool fenced; /* held by the fence (in p->fenced) */
+	bool sent;   /* handed to a backend connection (a disconnect loses it) */
 	bool drain;  /* in flight when the fence went up: the fence waits for it */
 };
 
@@ -534,6 +535,7 @@ static int send_pending(gw_proxy *p, pending *q)
 	zmq_msg_close(&q->body);
 	zmq_msg_init(&q->hdr);
 	zmq_msg_init(&q->body);
+	q->sent = true;
 	return 0;
 }
 
@@ -934,7 +936,10 @@ static void fail_in_flight(gw_proxy *p, conn *c)
 	bt_map_iter_init(&it, p->by_gw);
 	while (bt_map_iter_next(&it, NULL, NULL, &v)) {
 		pending *q = v;
-		if (q->rt->c != c || q->held)
+		/* only what was sent is lost: a request not sent yet (held, fenced,
+		 * or being forwarded while this event is read) waits for the next
+		 * connection */
+		if (q->rt->c != c || !q->sent)
 			continue;
 		lost = bt_xrealloc(lost, (nlost + 1) * sizeof(*lost));
 		lost[nlost++] = q;
