@@ -208,6 +208,16 @@ int64_t bt_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+struct timespec bt_timespec_in(int clk, int64_t ns)
+{
+	struct timespec ts;
+	clock_gettime((clockid_t)clk, &ts);
+	int64_t at = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (ns > 0 ? ns : 0);
+	ts.tv_sec = (time_t)(at / 1000000000LL);
+	ts.tv_nsec = (long)(at % 1000000000LL);
+	return ts;
+}
+
 int64_t bt_mono_ns(void)
 {
 	struct timespec ts;

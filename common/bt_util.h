@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,9 @@ char *bt_buf_steal(bt_buf *b);
 
 /* Time: wall-clock nanoseconds since the epoch, and a monotonic clock in ms/ns. */
 int64_t bt_now_ns(void);
+/* The instant ns nanoseconds from now on clock clk, for a timed wait
+ * (pthread_cond_timedwait uses the clock its condattr names). */
+struct timespec bt_timespec_in(int clk, int64_t ns);
 int64_t bt_mono_ms(void);
 int64_t bt_mono_ns(void);
 /* Formats ns since the epoch as RFC 3339 UTC with nanoseconds into buf (≥ 40 bytes). */

@@ -241,13 +241,7 @@ static void h_subscribe(bt_call *call, void *ctx)
 	g->nsubs++;
 	while (!bt_call_done(call)) {
 		if (s->len == 0) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += WAIT_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = bt_timespec_in(CLOCK_REALTIME, (int64_t)WAIT_MS * 1000000);
 			pthread_cond_timedwait(&s->cv, &g->mu, &ts);
 			continue;
 		}

@@ -605,11 +605,7 @@ static void *scheduler_main(void *arg)
 			if (wait_ns < 0) {
 				pthread_cond_wait(&g->cv, &g->mu);
 			} else {
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + wait_ns;
-				ts.tv_sec = at / 1000000000;
-				ts.tv_nsec = at % 1000000000;
+				struct timespec ts = bt_timespec_in(CLOCK_REALTIME, wait_ns);
 				pthread_cond_timedwait(&g->cv, &g->mu, &ts);
 			}
 			continue;

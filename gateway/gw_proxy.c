@@ -646,18 +646,11 @@ static void wake(gw_proxy *p)
 
 int gw_proxy_fence(gw_proxy *p, const char *ns, gw_fence_classify cls, int64_t timeout_ms, bt_err *e)
 {
-	struct timespec until;
+	struct timespec until = bt_timespec_in(CLOCK_MONOTONIC, timeout_ms * 1000000);
 	fence_state st;
 
 	if (strlen(ns) > BT_IDENT_MAX)
 		return bt_err_set(e, BT_INVALID_ARGUMENT, "namespace \"%.80s…\" is too long", ns);
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&p->fmu);
 	while (p->fstate != FENCE_NONE && !p->loop_done)
 		if (pthread_cond_timedwait(&p->fcv, &p->fmu, &until) == ETIMEDOUT)
