@@ -6,7 +6,8 @@
  *   rpc_bench zmq   N CLIENTS     DEALER → ROUTER/DEALER proxy process → ROUTER echo process
  *   rpc_bench berth N CLIENTS ADDR DIGEST NS
  *                                 content.Info through berth's client library and
- *                                 whatever ADDR is (the gateway, or a service socket)
+ *                                 whatever ADDR is (the gateway's ipc:// or unix://
+ *                                 door, or a service socket)
  *
  * Prints one line: "median_us=… p99_us=… rps1=… rpsN=… pipeN=…": latency
  * and throughput of one client, throughput of CLIENTS connections each with
@@ -15,12 +16,15 @@
  * bt_conn_send/bt_conn_collect do).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -28,7 +32,9 @@
 #include "berth/content/v1/content.pb-c.h"
 #include "bt_client.h"
 #include "bt_rpc.h"
+#include "bt_seqrpc.h"
 #include "bt_util.h"
+#include "bt_wire.h"
 
 /* Frame sizes of a content.Info round trip: header ≈ 60 B, body ≈ 80 B. */
 #define HDR_SIZE 60
@@ -185,6 +191,123 @@ static double drive_pipelined(const char *endpoint, int depth, int total, make_f
 out:;
 	double rps = done / ((bt_mono_ns() - t0) / 1e9);
 	zmq_close(s);
+	return rps;
+}
+
+/* --- the same two over the gateway's unix stream door (bt_wire.h) ----------------- */
+
+static int unix_dial(const char *endpoint)
+{
+	bt_err e;
+	int fd = bt_unix_connect(endpoint + 7, SOCK_STREAM, &e);
+	if (fd < 0) {
+		fprintf(stderr, "rpc_bench: %s\n", e.msg);
+		exit(1);
+	}
+	return fd;
+}
+
+/* Writes one request frame: [hlen][blen][header][body], as libberth does. */
+static void unix_put(int fd, make_fn make, void *arg, uint64_t id)
+{
+	zmq_msg_t h, b;
+	make(arg, id, &h, &b);
+	uint32_t pre[2] = { (uint32_t)zmq_msg_size(&h), (uint32_t)zmq_msg_size(&b) };
+	struct iovec iov[3] = { { pre, sizeof(pre) },
+				{ zmq_msg_data(&h), zmq_msg_size(&h) },
+				{ zmq_msg_data(&b), zmq_msg_size(&b) } };
+	if (writev(fd, iov, 3) < 0)
+		perror("rpc_bench: writev");
+	zmq_msg_close(&h);
+	zmq_msg_close(&b);
+}
+
+/* Takes every complete reply the connection has; returns how many. */
+static int unix_take(bt_wire_in *in, int fd)
+{
+	int k = 0;
+	for (;;) {
+		bt_wire_msg m;
+		bt_err e;
+		int rc = bt_wire_recv(in, fd, &m, &e);
+		zmq_msg_close(&m.body);
+		if (rc != 1)
+			return rc < 0 && errno == EAGAIN ? k : (k ? k : -1);
+		k++;
+	}
+}
+
+static double drive_unix(const char *endpoint, int conns, int total, make_fn make, void *arg)
+{
+	struct pollfd *pf = bt_xcalloc((size_t)conns, sizeof(*pf));
+	bt_wire_in *in = bt_xcalloc((size_t)conns, sizeof(*in));
+	uint64_t id = 1;
+	int sent = 0, done = 0;
+
+	for (int i = 0; i < conns; i++) {
+		pf[i].fd = unix_dial(endpoint);
+		pf[i].events = POLLIN;
+		fcntl(pf[i].fd, F_SETFL, O_NONBLOCK);
+		bt_wire_in_init(&in[i]);
+	}
+	int64_t t0 = bt_mono_ns();
+	for (int i = 0; i < conns && sent < total; i++, sent++)
+		unix_put(pf[i].fd, make, arg, id++);
+	while (done < total) {
+		if (poll(pf, (nfds_t)conns, 5000) <= 0)
+			break;
+		for (int i = 0; i < conns; i++) {
+			if (!pf[i].revents)
+				continue;
+			int k = unix_take(&in[i], pf[i].fd);
+			if (k < 0)
+				goto out;
+			for (; k > 0; k--) {
+				done++;
+				if (sent < total) {
+					unix_put(pf[i].fd, make, arg, id++);
+					sent++;
+				}
+			}
+		}
+	}
+out:;
+	double rps = done / ((bt_mono_ns() - t0) / 1e9);
+	for (int i = 0; i < conns; i++) {
+		close(pf[i].fd);
+		bt_wire_in_free(&in[i]);
+	}
+	free(pf);
+	free(in);
+	return rps;
+}
+
+static double drive_pipelined_unix(const char *endpoint, int depth, int total, make_fn make, void *arg)
+{
+	int fd = unix_dial(endpoint);
+	bt_wire_in in;
+	uint64_t id = 1;
+	int sent = 0, done = 0;
+
+	bt_wire_in_init(&in);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	int64_t t0 = bt_mono_ns();
+	while (done < total) {
+		while (sent < total && sent - done < depth) {
+			unix_put(fd, make, arg, id++);
+			sent++;
+		}
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, 5000) <= 0)
+			break;
+		int k = unix_take(&in, fd);
+		if (k < 0)
+			break;
+		done += k;
+	}
+	double rps = done / ((bt_mono_ns() - t0) / 1e9);
+	close(fd);
+	bt_wire_in_free(&in);
 	return rps;
 }
 
@@ -369,8 +492,9 @@ static int bench_berth(int n, int clients, const char *addr, const char *digest,
 	berth_client(&one);
 	double rps1 = n / ((bt_mono_ns() - t0) / 1e9);
 	info_req ir = { digest, ns };
-	double rpsn = drive(addr, clients, n, make_info, &ir);
-	double pipen = drive_pipelined(addr, clients, n, make_info, &ir);
+	bool un = bt_startswith(addr, "unix://");
+	double rpsn = (un ? drive_unix : drive)(addr, clients, n, make_info, &ir);
+	double pipen = (un ? drive_pipelined_unix : drive_pipelined)(addr, clients, n, make_info, &ir);
 	int errors = one.errors;
 	qsort(one.lat, (size_t)n, sizeof(int64_t), cmp64);
 	printf("median_us=%.1f p99_us=%.1f rps1=%.0f rps%d=%.0f pipe%d=%.0f errors=%d\n", one.lat[n / 2] / 1000.0,

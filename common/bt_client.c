@@ -1,22 +1,34 @@
 /*
  * bt_client — DEALER connections with deadlines, pipelining, credit-paced
  * streams and disconnect detection (a socket monitor), plus a pool.
+ *
+ * A unix:// endpoint is the gateway's stream door (bt_wire.h) instead: one
+ * plain socket, no ZeroMQ context and none of its threads; the same calls
+ * work over it, a lost connection fails what was in flight at once, and
+ * the next call connects again.
  */
 #define _GNU_SOURCE
 #include "bt_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "bt_map.h"
+#include "bt_seqrpc.h"
 #include "bt_util.h"
+#include "bt_wire.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_CONNECT_MS 3000
 #define MAX_PENDING 4096
 #define MONITOR_MS 50
+#define RECONNECT_MS 10
 
 typedef struct pending_reply {
 	struct pending_reply *next;
@@ -44,6 +56,11 @@ struct bt_conn {
 	bt_map *inflight; /* id → inflight */
 	pending_reply *pending;
 	int npending;
+	/* unix:// (path set): the stream socket, -1 while not connected */
+	char *path;
+	int fd;
+	bt_wire_in win;
+	bt_wire_out wout;
 };
 
 struct bt_stream {
@@ -74,6 +91,20 @@ bt_conn *bt_conn_new(const char *endpoint, const bt_conn_opts *o, bt_err *e)
 	c->next_id = (c->next_id >> 12) + 1;
 	c->inflight = bt_map_new();
 	c->inproc = bt_startswith(endpoint, "inproc://");
+	c->fd = -1;
+	bt_wire_in_init(&c->win);
+	if (bt_startswith(endpoint, "unix://")) {
+		if (o && o->server_key) {
+			bt_err_set(e, BT_INVALID_ARGUMENT, "CURVE keys are for tcp:// endpoints, not %s", endpoint);
+			goto fail;
+		}
+		if (endpoint[7] != '/') {
+			bt_err_set(e, BT_INVALID_ARGUMENT, "%s: a unix:// endpoint names an absolute path", endpoint);
+			goto fail;
+		}
+		c->path = bt_xstrdup(endpoint + 7);
+		return c;
+	}
 	c->sock = bt_zmq_socket(ZMQ_DEALER, e);
 	if (!c->sock)
 		goto fail;
@@ -131,6 +162,11 @@ void bt_conn_free(bt_conn **cp)
 		zmq_socket_monitor(c->sock, NULL, 0);
 	bt_zmq_close(&c->monitor);
 	bt_zmq_close(&c->sock);
+	if (c->fd >= 0)
+		close(c->fd);
+	bt_wire_in_free(&c->win);
+	bt_wire_out_free(&c->wout);
+	free(c->path);
 	while (c->pending) {
 		pending_reply *p = c->pending;
 		c->pending = p->next;
@@ -145,6 +181,16 @@ void bt_conn_free(bt_conn **cp)
 	free(c->endpoint);
 	free(c);
 	*cp = NULL;
+}
+
+static void mark_lost(bt_conn *c)
+{
+	bt_map_iter it;
+	void *v;
+
+	bt_map_iter_init(&it, c->inflight);
+	while (bt_map_iter_next(&it, NULL, NULL, &v))
+		((inflight *)v)->lost = true;
 }
 
 /* Reads monitor events; a disconnect marks everything in flight as lost. */
@@ -170,11 +216,7 @@ static void drain_monitor(bt_conn *c)
 		} else if (event == ZMQ_EVENT_DISCONNECTED) {
 			if (c->npipes > 0)
 				c->npipes--;
-			bt_map_iter it;
-			void *v;
-			bt_map_iter_init(&it, c->inflight);
-			while (bt_map_iter_next(&it, NULL, NULL, &v))
-				((inflight *)v)->lost = true;
+			mark_lost(c);
 		}
 	}
 }
@@ -184,6 +226,139 @@ static int unavailable(bt_conn *c, bt_err *e, const char *why)
 	bt_err_set(e, BT_UNAVAILABLE, "%s: %s", c->endpoint, why);
 	e->transport = 1;
 	return -1;
+}
+
+/* --- unix:// ----------------------------------------------------------------- */
+
+/* The stream broke (or a write was left half done): everything in flight
+ * is lost, and the next call connects again. */
+static void unix_drop(bt_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	bt_wire_in_free(&c->win);
+	bt_wire_out_free(&c->wout);
+	mark_lost(c);
+}
+
+/* Connects if not connected, retrying until the connect timeout (or the
+ * deadline) while nobody listens, as ZeroMQ would. */
+static int unix_connect(bt_conn *c, int64_t deadline, bt_err *e)
+{
+	int64_t until = bt_mono_ms() + c->connect_ms;
+
+	if (c->fd >= 0)
+		return 0;
+	if (deadline && deadline < until)
+		until = deadline;
+	for (;;) {
+		bt_err ce;
+		int fd = bt_unix_connect(c->path, SOCK_STREAM, &ce);
+		if (fd >= 0) {
+			int fl = fcntl(fd, F_GETFL);
+			if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+				close(fd);
+				return unavailable(c, e, strerror(errno));
+			}
+			c->fd = fd;
+			c->ever_connected = true;
+			return 0;
+		}
+		if (ce.code != BT_UNAVAILABLE)
+			return unavailable(c, e, ce.msg);
+		int64_t left = until - bt_mono_ms();
+		if (left <= 0)
+			return unavailable(c, e, c->ever_connected ? "connection lost and not re-established"
+								    : "cannot connect (no server listening)");
+		struct timespec ts = { 0, BT_MIN(left, RECONNECT_MS) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Writes everything queued, waiting for the socket up to deadline (0: none). */
+static int unix_flush(bt_conn *c, int64_t deadline, bt_err *e)
+{
+	for (;;) {
+		int rc = bt_wire_flush(&c->wout, c->fd);
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			int err = errno;
+			unix_drop(c);
+			return unavailable(c, e, strerror(err));
+		}
+		int wait = -1;
+		if (deadline) {
+			int64_t left = deadline - bt_mono_ms();
+			if (left <= 0) {
+				/* half a message may be out: the stream is unusable */
+				unix_drop(c);
+				bt_err_set(e, BT_DEADLINE_EXCEEDED, "%s: deadline exceeded sending", c->endpoint);
+				e->transport = 1;
+				return -1;
+			}
+			wait = (int)BT_MIN(left, INT32_MAX);
+		}
+		struct pollfd pf = { .fd = c->fd, .events = POLLOUT };
+		if (poll(&pf, 1, wait) < 0 && errno != EINTR) {
+			int err = errno;
+			unix_drop(c);
+			return unavailable(c, e, strerror(err));
+		}
+	}
+}
+
+static int unix_send(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64_t deadline, bt_err *e)
+{
+	if (unix_connect(c, deadline, e) < 0) {
+		if (bm)
+			zmq_msg_close(bm);
+		return -1;
+	}
+	bt_wire_put(&c->wout, &h->base, bm);
+	return unix_flush(c, deadline, e);
+}
+
+/* Receives one reply frame pair from the stream, waiting at most wait ms
+ * (-1: no bound): 1 with it, 0 when the wait ran out, -1 when the
+ * connection is gone (everything in flight marked lost) or on EINTR
+ * (errno). */
+static int unix_recv(bt_conn *c, int wait, bt_resphdr **hp, zmq_msg_t *body)
+{
+	for (;;) {
+		if (c->fd < 0)
+			return -1;
+		bt_wire_msg m;
+		bt_err ignore;
+		int rc = bt_wire_recv(&c->win, c->fd, &m, &ignore);
+		if (rc == 1) {
+			*hp = bt_resphdr_decode(m.hdr, m.hlen, &ignore);
+			zmq_msg_init(body);
+			zmq_msg_move(body, &m.body);
+			zmq_msg_close(&m.body);
+			return 1;
+		}
+		zmq_msg_close(&m.body);
+		if (rc == 0 || errno != EAGAIN) {
+			unix_drop(c);
+			return -1;
+		}
+		struct pollfd pf = { .fd = c->fd, .events = POLLIN | (c->wout.bytes ? POLLOUT : 0) };
+		int n = poll(&pf, 1, wait);
+		if (n < 0) {
+			if (errno == EINTR)
+				return -1;
+			unix_drop(c);
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		if ((pf.revents & POLLOUT) && bt_wire_flush(&c->wout, c->fd) < 0) {
+			unix_drop(c);
+			return -1;
+		}
+	}
 }
 
 /* Waits until the socket has a live connection, up to deadline (monotonic ms,
@@ -222,6 +397,8 @@ static int send_header_body(bt_conn *c, const bt_reqhdr *h, zmq_msg_t *bm, int64
 {
 	zmq_msg_t hm;
 
+	if (c->path)
+		return unix_send(c, h, bm, deadline, e);
 	if (wait_connected(c, deadline, e) < 0) {
 		zmq_msg_close(bm);
 		return -1;
@@ -287,6 +464,18 @@ static int send_control(bt_conn *c, uint64_t id, bool cancel, uint32_t credit)
 	h.request_id = id;
 	h.cancel = cancel;
 	h.credit = credit;
+	if (c->path) {
+		/* best effort, as on ZeroMQ: what the socket does not take now
+		 * goes out with the next write or wait */
+		if (c->fd < 0)
+			return -1;
+		bt_wire_put(&c->wout, &h.base, NULL);
+		if (bt_wire_flush(&c->wout, c->fd) < 0) {
+			unix_drop(c);
+			return -1;
+		}
+		return 0;
+	}
 	return bt_send_pb(c->sock, &h.base, ZMQ_DONTWAIT);
 }
 
@@ -369,6 +558,18 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 		 * system call or two, before the receive asks again. Only the
 		 * socket is waited on; the monitor is read when a wait times out,
 		 * so a lost connection is noticed within MONITOR_MS. */
+		bt_resphdr *h;
+		zmq_msg_t body;
+		if (c->path) {
+			int rc = unix_recv(c, left < 0 ? -1 : (int)BT_MIN(left, INT32_MAX), &h, &body);
+			if (rc < 0 && errno == EINTR && c->fd >= 0) {
+				bt_err_set(e, BT_CANCELLED, "%s: interrupted", what);
+				return NULL;
+			}
+			if (rc <= 0)
+				continue; /* deadline (checked above) or lost (f->lost) */
+			goto got;
+		}
 		int wait = left < 0 ? MONITOR_MS : (int)BT_MIN(left, MONITOR_MS);
 		zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &wait, sizeof(wait));
 		zmq_msg_t fr[2];
@@ -391,21 +592,25 @@ static pending_reply *recv_reply(bt_conn *c, uint64_t id, const char *what, bt_e
 			continue;
 		}
 		bt_err ignore;
-		bt_resphdr *h = bt_resphdr_decode(zmq_msg_data(&fr[0]), zmq_msg_size(&fr[0]), &ignore);
+		h = bt_resphdr_decode(zmq_msg_data(&fr[0]), zmq_msg_size(&fr[0]), &ignore);
 		zmq_msg_close(&fr[0]);
+		zmq_msg_init(&body);
+		zmq_msg_move(&body, &fr[1]);
+		zmq_msg_close(&fr[1]);
+	got:
 		if (!h || !bt_map_get(c->inflight, &h->request_id, sizeof(h->request_id)) ||
 		    (h->request_id != id && c->npending >= MAX_PENDING)) {
 			/* a stale reply to something we gave up on */
 			bt_resphdr_free(&h);
-			zmq_msg_close(&fr[1]);
+			zmq_msg_close(&body);
 			continue;
 		}
 		p = bt_xzalloc(sizeof(*p));
 		p->id = h->request_id;
 		p->hdr = h;
 		zmq_msg_init(&p->body);
-		zmq_msg_move(&p->body, &fr[1]);
-		zmq_msg_close(&fr[1]);
+		zmq_msg_move(&p->body, &body);
+		zmq_msg_close(&body);
 		if (p->id == id)
 			return p;
 		/* keep replies to other pipelined calls, in order */

@@ -29,8 +29,11 @@ static const key_def keys[] = {
 	  "Runtime directory: internal sockets (svc/), task state. BERTH_RUN overrides." },
 	{ "log.level", K_STR, "info", "error, warn, info or debug. BERTH_LOG_LEVEL overrides." },
 	{ "gateway.address", K_STR, "", "Public endpoint; empty means ipc://$run/berth.sock." },
-	{ "gateway.socket_mode", K_STR, "0660", "Mode of the public unix socket (octal)." },
-	{ "gateway.socket_group", K_STR, "", "Group owning the public unix socket; empty keeps root's." },
+	{ "gateway.unix_address", K_STR, "",
+	  "Public unix stream socket (unix:///PATH, the envelope without ZeroMQ); empty means "
+	  "unix://$run/berth-unix.sock, \"off\" none." },
+	{ "gateway.socket_mode", K_STR, "0660", "Mode of the public unix sockets (octal)." },
+	{ "gateway.socket_group", K_STR, "", "Group owning the public unix sockets; empty keeps root's." },
 	{ "gateway.tcp_address", K_STR, "",
 	  "Endpoint for remote clients (tcp://HOST:PORT), secured with CURVE; empty means none." },
 	{ "gateway.key_file", K_STR, "",
@@ -346,6 +349,16 @@ char *bt_config_gateway_address(const bt_config *c)
 	if (a && *a)
 		return bt_xstrdup(a);
 	return bt_xasprintf("ipc://%s/berth.sock", c->run);
+}
+
+char *bt_config_gateway_unix_address(const bt_config *c)
+{
+	const char *a = bt_config_str(c, "gateway.unix_address");
+	if (a && strcmp(a, "off") == 0)
+		return NULL;
+	if (a && *a)
+		return bt_xstrdup(a);
+	return bt_xasprintf("unix://%s/berth-unix.sock", c->run);
 }
 
 char *bt_config_state_dir(const bt_config *c, const char *service)

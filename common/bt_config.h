@@ -42,6 +42,9 @@ void bt_config_free(bt_config **c);
 char *bt_config_service_address(const bt_config *c, const char *service);
 /* The gateway's public endpoint: [gateway] address, default ipc://$run/berth.sock. Caller frees. */
 char *bt_config_gateway_address(const bt_config *c);
+/* The gateway's unix stream door: [gateway] unix_address, default
+ * unix://$run/berth-unix.sock; NULL when set to "off".  Caller frees. */
+char *bt_config_gateway_unix_address(const bt_config *c);
 /* Snapshotters: the local berth-snapshotd's (named by snapshots.name, else
  * its driver) and every [snapshotters.NAME] with an address. */
 typedef struct bt_snapshotter_ref {

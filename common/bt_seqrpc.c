@@ -41,9 +41,9 @@ static int seq_addr(const char *path, struct sockaddr_un *sa, int *dirfd, bt_err
 	return 0;
 }
 
-static int seq_socket(bt_err *e)
+static int unix_socket(int type, bt_err *e)
 {
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return bt_err_errno(e, errno, "socket");
 	return fd;
@@ -51,11 +51,21 @@ static int seq_socket(bt_err *e)
 
 int bt_seqrpc_connect(const char *path, bt_err *e)
 {
+	return bt_unix_connect(path, SOCK_SEQPACKET, e);
+}
+
+int bt_seqrpc_listen(const char *path, bt_err *e)
+{
+	return bt_unix_listen(path, SOCK_SEQPACKET, e);
+}
+
+int bt_unix_connect(const char *path, int type, bt_err *e)
+{
 	struct sockaddr_un sa;
 	_cleanup_close_ int dirfd = -1;
 	if (seq_addr(path, &sa, &dirfd, e) < 0)
 		return -1;
-	_cleanup_close_ int fd = seq_socket(e);
+	_cleanup_close_ int fd = unix_socket(type, e);
 	if (fd < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -70,20 +80,20 @@ int bt_seqrpc_connect(const char *path, bt_err *e)
 	return BT_STEAL_FD(fd);
 }
 
-int bt_seqrpc_listen(const char *path, bt_err *e)
+int bt_unix_listen(const char *path, int type, bt_err *e)
 {
 	struct sockaddr_un sa;
 	_cleanup_close_ int dirfd = -1;
 	if (seq_addr(path, &sa, &dirfd, e) < 0)
 		return -1;
-	_cleanup_close_ int fd = seq_socket(e);
+	_cleanup_close_ int fd = unix_socket(type, e);
 	if (fd < 0)
 		return -1;
 	struct stat st;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return bt_err_set(e, BT_ALREADY_EXISTS, "%s exists and is not a socket", path);
-		int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		int probe = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
 		if (probe < 0)
 			return bt_err_errno(e, errno, "socket");
 		int live = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
@@ -98,7 +108,7 @@ int bt_seqrpc_listen(const char *path, bt_err *e)
 	umask(old);
 	if (rc < 0)
 		return bt_err_errno(e, errno, "bind %s", path);
-	if (listen(fd, 64) < 0) {
+	if (listen(fd, 512) < 0) {
 		bt_err_errno(e, errno, "listen %s", path);
 		unlink(path);
 		return -1;

@@ -30,6 +30,11 @@
  * ALREADY_EXISTS.  Returns the fd or -1. */
 int bt_seqrpc_listen(const char *path, bt_err *e);
 
+/* The same two for a unix socket of any type (SOCK_STREAM: the gateway's
+ * unix:// door, bt_wire.h). */
+int bt_unix_listen(const char *path, int type, bt_err *e);
+int bt_unix_connect(const char *path, int type, bt_err *e);
+
 /* Connected, blocking, close-on-exec socket to path; -1 with UNAVAILABLE
  * (transport) when nobody listens there. */
 int bt_seqrpc_connect(const char *path, bt_err *e);

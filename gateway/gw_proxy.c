@@ -13,6 +13,14 @@
  * sent into it is lost); requests for one that is not connected are held
  * for the connect grace, then answered UNAVAILABLE.
  *
+ * Clients come through either door: the ZeroMQ ROUTER, or the unix stream
+ * socket (bt_wire.h), whose connections the loop reads itself.  A stream
+ * client is named by a client id no ZeroMQ peer can have (ZeroMQ's own
+ * ids are 5 bytes from a zero byte, and a peer may not choose one that
+ * starts with zero), so both kinds share the tables and every reply goes
+ * out through to_client.  The loop sleeps in epoll_wait on the two
+ * sockets' ZMQ_FDs, the eventfd, the listener and the stream connections.
+ *
  * A fence (gw_proxy_fence, for a garbage collection) holds the requests of
  * one namespace that could add a reference there, and waits until those
  * sent before it are answered; the loop carries it out, other threads ask
@@ -22,24 +30,43 @@
 #include "gw_proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bt_log.h"
 #include "bt_ident.h"
 #include "bt_map.h"
 #include "bt_rpc.h"
+#include "bt_seqrpc.h"
 #include "bt_util.h"
+#include "bt_wire.h"
 
 #define MAX_IDENTITY 256
 #define MAX_ROUTES 64
 #define TICK_MS 50
+#define MAX_STREAM_CONNS 4096
+/* A stream client that reads nothing while this much waits for it is cut. */
+#define MAX_STREAM_OUT ((size_t)BT_RPC_HARD_MAX_MSG * 4)
+/* Messages taken from one stream connection per turn (fairness). */
+#define STREAM_BATCH 64
+#define UCID_LEN 10 /* 0, 'u', serial (8 bytes) */
+
+/* epoll tags of the loop's fixed descriptors (stream connections are tagged
+ * by their sconn). */
+#define TAG_PUB ((void *)1)
+#define TAG_BACK ((void *)2)
+#define TAG_WAKE ((void *)3)
+#define TAG_LISTEN ((void *)4)
 
 typedef struct pending pending;
 
@@ -72,6 +99,18 @@ typedef struct route {
 typedef struct client {
 	int in_flight;
 } client;
+
+/* A client connection to the unix stream door. */
+typedef struct sconn {
+	int fd;
+	uint64_t serial;
+	bt_wire_in in;
+	bt_wire_out out;
+	bool pollout; /* registered for EPOLLOUT: output waits */
+	bool dirty;   /* in p->dirty: output to flush this turn */
+	bool dead;    /* closed; freed at the end of the turn */
+	struct sconn *next_dirty, *next_dead;
+} sconn;
 
 struct pending {
 	uint64_t gw_id;
@@ -127,6 +166,14 @@ struct gw_proxy {
 	uint64_t next_id;
 	/* sent to since it was last received from until EAGAIN (bt_zmq_fd) */
 	bool pub_sent, back_sent;
+	/* the unix stream door */
+	int ep;
+	int unix_fd;
+	char *unix_path;
+	bool unix_activated;
+	bt_map *sconns; /* serial → sconn */
+	uint64_t next_serial;
+	sconn *dirty, *dead;
 	atomic_int stop;
 	_Atomic int64_t last_tick;
 	/* the fence: state, namespace and classifier under fmu (the loop
@@ -157,6 +204,10 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	int one = 1;
 
 	p->lock_fd = -1;
+	p->ep = -1;
+	p->unix_fd = -1;
+	p->sconns = bt_map_new();
+	p->next_serial = 1;
 	p->public_address = bt_xstrdup(o->public_address);
 	p->max_in_flight = o->max_in_flight > 0 ? o->max_in_flight : 1024;
 	p->connect_grace_ms = o->connect_grace_ms >= 0 ? o->connect_grace_ms : 2000;
@@ -240,6 +291,47 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 			goto fail;
 		}
 		p->tcp_address = bt_xstrdup(o->tcp_address);
+	}
+	p->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (p->ep < 0) {
+		bt_err_errno(e, errno, "epoll_create1");
+		goto fail;
+	}
+	if (o->unix_address && *o->unix_address) {
+		if (!bt_startswith(o->unix_address, "unix:///")) {
+			bt_err_set(e, BT_INVALID_ARGUMENT, "gateway.unix_address \"%s\": not unix:///PATH", o->unix_address);
+			goto fail;
+		}
+		const char *path = o->unix_address + 7;
+		p->unix_path = bt_xstrdup(path);
+		if (o->unix_activated_fd >= 3) {
+			p->unix_fd = o->unix_activated_fd;
+			p->unix_activated = true;
+			int fl = fcntl(p->unix_fd, F_GETFL);
+			if (fl < 0 || fcntl(p->unix_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+				bt_err_errno(e, errno, "socket from systemd for %s", o->unix_address);
+				goto fail;
+			}
+		} else {
+			_cleanup_free_ char *dir = bt_xstrndup(path, (size_t)(strrchr(path, '/') - path));
+			if (*dir && bt_mkdir_p(dir, 0700, e) < 0)
+				goto fail;
+			p->unix_fd = bt_unix_listen(path, SOCK_STREAM, e);
+			if (p->unix_fd < 0)
+				goto fail;
+			if (chmod(path, o->socket_mode ? o->socket_mode : 0660) < 0) {
+				bt_err_errno(e, errno, "chmod %s", path);
+				goto fail;
+			}
+			if (o->socket_group && *o->socket_group) {
+				struct group *g = getgrnam(o->socket_group);
+				if (!g || chown(path, (uid_t)-1, g->gr_gid) < 0) {
+					bt_err_set(e, BT_INVALID_ARGUMENT, "gateway.socket_group %s for %s: %s",
+						   o->socket_group, path, g ? strerror(errno) : "no such group");
+					goto fail;
+				}
+			}
+		}
 	}
 	return p;
 fail:
@@ -328,6 +420,58 @@ static bool connected(const conn *c)
 
 /* --- replies to clients --------------------------------------------------- */
 
+static bool is_ucid(const void *cid, size_t cidlen)
+{
+	return cidlen == UCID_LEN && ((const unsigned char *)cid)[0] == 0 && ((const unsigned char *)cid)[1] == 'u';
+}
+
+static sconn *sconn_of(gw_proxy *p, const void *cid)
+{
+	uint64_t serial;
+
+	memcpy(&serial, (const unsigned char *)cid + 2, sizeof(serial));
+	sconn *sc = bt_map_get(p->sconns, &serial, sizeof(serial));
+	return sc && !sc->dead ? sc : NULL;
+}
+
+static void sconn_close(gw_proxy *p, sconn *sc, const char *why);
+
+/* Sends a reply (its header, then body, taken over) to a client of either
+ * door. Returns 0, or -1 when the client is gone. */
+static int to_client(gw_proxy *p, const void *cid, size_t cidlen, const ProtobufCMessage *hdr, zmq_msg_t *body)
+{
+	if (is_ucid(cid, cidlen)) {
+		sconn *sc = sconn_of(p, cid);
+		if (!sc) {
+			zmq_msg_close(body);
+			return -1;
+		}
+		bt_wire_put(&sc->out, hdr, body);
+		if (sc->out.bytes > MAX_STREAM_OUT) {
+			sconn_close(p, sc, "reads nothing of what waits for it");
+			return -1;
+		}
+		if (!sc->dirty) {
+			sc->dirty = true;
+			sc->next_dirty = p->dirty;
+			p->dirty = sc;
+		}
+		return 0;
+	}
+	zmq_msg_t hm;
+	bt_msg_pack(&hm, hdr);
+	p->pub_sent = true;
+	if (zmq_send(p->pub, cid, cidlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_msg_send(&hm, p->pub, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_msg_send(body, p->pub, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&hm);
+		zmq_msg_close(body);
+		return -1;
+	}
+	zmq_msg_close(body);
+	return 0;
+}
+
 static void reply_status(gw_proxy *p, const void *cid, size_t cidlen, uint64_t creq, int code, bool transport,
 			 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
@@ -348,12 +492,9 @@ static void reply_status(gw_proxy *p, const void *cid, size_t cidlen, uint64_t c
 	h.message = msg;
 	h.final = true;
 	h.transport = transport;
-	p->pub_sent = true;
-	if (zmq_send(p->pub, cid, cidlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return;
-	if (bt_send_pb(p->pub, &h.base, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return;
-	zmq_send(p->pub, "", 0, ZMQ_DONTWAIT);
+	zmq_msg_t empty;
+	zmq_msg_init(&empty);
+	to_client(p, cid, cidlen, &h.base, &empty);
 }
 
 #define reply_error(p, cid, cidlen, creq, code, ...) reply_status(p, cid, cidlen, creq, code, false, __VA_ARGS__)
@@ -695,33 +836,24 @@ void gw_proxy_unfence(gw_proxy *p)
 	wake(p);
 }
 
-/* Takes one client request; false when there was none. */
-static bool on_client(gw_proxy *p)
+/* One request from a client of either door: its header, its body (NULL:
+ * none, a control message; the body is taken over), the length of a body
+ * too large to have been kept, whether more than two frames came, and the
+ * CURVE key of a remote client. */
+static void on_request(gw_proxy *p, const unsigned char *cid, size_t cidlen, const void *hdr, size_t hlen,
+		       zmq_msg_t *body, uint32_t too_big, bool extra, const char *uid)
 {
-	zmq_msg_t f[4];
-	int n;
-	bool overflow;
 	bt_err e;
 	bt_reqhdr *h = NULL;
 	route *rt;
 
-	if (bt_recv_frames(p->pub, f, 4, &n, &overflow, ZMQ_DONTWAIT) < 0)
-		return false;
-	const unsigned char *cid = zmq_msg_data(&f[0]);
-	size_t cidlen = zmq_msg_size(&f[0]);
-	if (cidlen > MAX_IDENTITY || n < 1)
-		goto out;
-	if (n < 2) {
-		reply_error(p, cid, cidlen, 0, BT_INVALID_ARGUMENT, "request without a header frame");
-		goto out;
-	}
-	h = bt_reqhdr_decode(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &e);
+	h = bt_reqhdr_decode(hdr, hlen, &e);
 	if (!h) {
 		reply_error(p, cid, cidlen, 0, e.code, "%s", e.msg);
 		goto out;
 	}
 	uint64_t creq = h->request_id;
-	if (overflow || n > 3) {
+	if (extra) {
 		reply_error(p, cid, cidlen, creq, BT_INVALID_ARGUMENT, "request of more than two frames");
 		goto out;
 	}
@@ -730,7 +862,7 @@ static bool on_client(gw_proxy *p)
 			    "protocol version %u not supported (the gateway speaks %u)", h->version, BT_PROTOCOL_VERSION);
 		goto out;
 	}
-	if (n == 2) {
+	if (!body && !too_big) {
 		/* control: credit or cancel for a request in flight */
 		unsigned char key[MAX_IDENTITY + 8];
 		size_t klen = client_key(key, cid, cidlen, creq);
@@ -745,9 +877,10 @@ static bool on_client(gw_proxy *p)
 		}
 		goto out;
 	}
-	if (zmq_msg_size(&f[2]) > BT_RPC_MAX_MSG) {
+	if (too_big || zmq_msg_size(body) > BT_RPC_MAX_MSG) {
 		reply_error(p, cid, cidlen, creq, BT_RESOURCE_EXHAUSTED,
-			    "message of %zu bytes exceeds the limit of %u bytes", zmq_msg_size(&f[2]), BT_RPC_MAX_MSG);
+			    "message of %zu bytes exceeds the limit of %u bytes",
+			    too_big ? (size_t)too_big : zmq_msg_size(body), BT_RPC_MAX_MSG);
 		goto out;
 	}
 	bool known;
@@ -770,7 +903,6 @@ static bool on_client(gw_proxy *p)
 		goto out;
 	}
 	/* A remote client: its key decides what it may touch. */
-	const char *uid = zmq_msg_gets(&f[1], "User-Id");
 	const gw_key *ck = NULL;
 	if (uid && *uid) {
 		ck = gw_auth_lookup(p->auth, uid);
@@ -833,7 +965,7 @@ static bool on_client(gw_proxy *p)
 	h->principal = theirs;
 	h->snapshotter = their_sn;
 	zmq_msg_init(&q->body);
-	zmq_msg_move(&q->body, &f[2]);
+	zmq_msg_move(&q->body, body);
 	bt_map_put(p->by_gw, &q->gw_id, sizeof(q->gw_id), q);
 	bt_map_put(p->by_client, key, klen, q);
 	if (!cl) {
@@ -849,8 +981,181 @@ static bool on_client(gw_proxy *p)
 	}
 out:
 	bt_reqhdr_free(&h);
+	if (body)
+		zmq_msg_close(body);
+}
+
+/* Takes one request from the ZeroMQ door; false when there was none. */
+static bool on_client(gw_proxy *p)
+{
+	zmq_msg_t f[4];
+	int n;
+	bool overflow;
+
+	if (bt_recv_frames(p->pub, f, 4, &n, &overflow, ZMQ_DONTWAIT) < 0)
+		return false;
+	const unsigned char *cid = zmq_msg_data(&f[0]);
+	size_t cidlen = zmq_msg_size(&f[0]);
+	if (cidlen > MAX_IDENTITY || n < 1)
+		goto out;
+	if (n < 2) {
+		reply_error(p, cid, cidlen, 0, BT_INVALID_ARGUMENT, "request without a header frame");
+		goto out;
+	}
+	on_request(p, cid, cidlen, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), n >= 3 ? &f[2] : NULL, 0,
+		   overflow || n > 3, zmq_msg_gets(&f[1], "User-Id"));
+out:
 	bt_close_frames(f, n);
 	return true;
+}
+
+/* --- the unix stream door ------------------------------------------------- */
+
+static void make_ucid(unsigned char *cid, uint64_t serial)
+{
+	cid[0] = 0;
+	cid[1] = 'u';
+	memcpy(cid + 2, &serial, sizeof(serial));
+}
+
+/* Closes a stream connection: what it had in flight is cancelled (the
+ * client cannot be answered any more), the memory waits for the turn's end. */
+static void sconn_close(gw_proxy *p, sconn *sc, const char *why)
+{
+	unsigned char cid[UCID_LEN];
+	bt_map_iter it;
+	void *v;
+	pending **mine = NULL;
+	size_t n = 0;
+
+	if (sc->dead)
+		return;
+	if (why)
+		bt_log_debug("stream client %" PRIu64 " closed: %s", sc->serial, why);
+	sc->dead = true;
+	epoll_ctl(p->ep, EPOLL_CTL_DEL, sc->fd, NULL);
+	close(sc->fd);
+	sc->fd = -1;
+	bt_map_del(p->sconns, &sc->serial, sizeof(sc->serial));
+	sc->next_dead = p->dead;
+	p->dead = sc;
+	make_ucid(cid, sc->serial);
+	bt_map_iter_init(&it, p->by_gw);
+	while (bt_map_iter_next(&it, NULL, NULL, &v)) {
+		pending *q = v;
+		if (q->cidlen == UCID_LEN && !memcmp(q->cid, cid, UCID_LEN)) {
+			mine = bt_xrealloc(mine, (n + 1) * sizeof(*mine));
+			mine[n++] = q;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (mine[i]->sent)
+			send_backend_control(p, mine[i]->rt->c, mine[i]->gw_id, true, 0);
+		pending_drop(p, mine[i]);
+	}
+	free(mine);
+}
+
+static void sconn_free(sconn *sc)
+{
+	bt_wire_in_free(&sc->in);
+	bt_wire_out_free(&sc->out);
+	free(sc);
+}
+
+static void on_accept(gw_proxy *p)
+{
+	for (;;) {
+		int fd = accept4(p->unix_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				bt_log_warn("accept on %s: %s", p->unix_path, strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;
+		}
+		if (bt_map_len(p->sconns) >= MAX_STREAM_CONNS) {
+			bt_log_warn("%s: %d clients connected already; refusing another", p->unix_path,
+				    MAX_STREAM_CONNS);
+			close(fd);
+			continue;
+		}
+		sconn *sc = bt_xzalloc(sizeof(*sc));
+		sc->fd = fd;
+		sc->serial = p->next_serial++;
+		bt_wire_in_init(&sc->in);
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = sc };
+		if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			bt_log_warn("epoll_ctl: %s", strerror(errno));
+			close(fd);
+			sconn_free(sc);
+			continue;
+		}
+		bt_map_put(p->sconns, &sc->serial, sizeof(sc->serial), sc);
+	}
+}
+
+/* Takes what a stream client sent, a batch at most. */
+static void on_sconn(gw_proxy *p, sconn *sc)
+{
+	unsigned char cid[UCID_LEN];
+
+	make_ucid(cid, sc->serial);
+	for (int k = 0; k < STREAM_BATCH && !sc->dead; k++) {
+		bt_wire_msg m;
+		bt_err e;
+		int rc = bt_wire_recv(&sc->in, sc->fd, &m, &e);
+		if (rc == 1) {
+			on_request(p, cid, UCID_LEN, m.hdr, m.hlen, m.has_body && !m.too_big ? &m.body : NULL,
+				   m.too_big, false, NULL);
+			zmq_msg_close(&m.body);
+			continue;
+		}
+		zmq_msg_close(&m.body);
+		if (rc < 0 && errno == EAGAIN)
+			return;
+		if (rc < 0 && errno == EPROTO) {
+			/* say why before hanging up; the stream cannot be read on */
+			reply_error(p, cid, UCID_LEN, 0, e.code, "%s", e.msg);
+			bt_wire_flush(&sc->out, sc->fd);
+			sconn_close(p, sc, e.msg);
+			return;
+		}
+		sconn_close(p, sc, rc == 0 ? "end of stream" : strerror(errno));
+		return;
+	}
+}
+
+/* Writes what waits for stream clients. */
+static void flush_dirty(gw_proxy *p)
+{
+	while (p->dirty) {
+		sconn *sc = p->dirty;
+		p->dirty = sc->next_dirty;
+		sc->dirty = false;
+		if (sc->dead)
+			continue;
+		int rc = bt_wire_flush(&sc->out, sc->fd);
+		if (rc < 0) {
+			sconn_close(p, sc, strerror(errno));
+			continue;
+		}
+		bool want = rc == 1;
+		if (want != sc->pollout) {
+			struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = sc };
+			epoll_ctl(p->ep, EPOLL_CTL_MOD, sc->fd, &ev);
+			sc->pollout = want;
+		}
+	}
+}
+
+static void free_dead(gw_proxy *p)
+{
+	while (p->dead) {
+		sconn *sc = p->dead;
+		p->dead = sc->next_dead;
+		sconn_free(sc);
+	}
 }
 
 /* --- backend → client --------------------------------------------------------- */
@@ -894,25 +1199,18 @@ static bool on_backend(gw_proxy *p)
 		return true;
 	}
 	h->request_id = q->creq;
-	zmq_msg_t hm;
-	bt_msg_pack(&hm, &h->base);
 	bool final = h->final;
-	bt_resphdr_free(&h);
 	zmq_msg_close(&f[0]);
 	zmq_msg_close(&f[1]);
-	p->pub_sent = true;
-	if (zmq_send(p->pub, q->cid, q->cidlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_msg_send(&hm, p->pub, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_msg_send(&f[2], p->pub, ZMQ_DONTWAIT) < 0) {
+	int rc = to_client(p, q->cid, q->cidlen, &h->base, &f[2]);
+	bt_resphdr_free(&h);
+	if (rc < 0) {
 		/* The client is gone: stop the backend's work for it. */
-		zmq_msg_close(&hm);
-		zmq_msg_close(&f[2]);
 		if (!final)
 			send_backend_control(p, c, q->gw_id, true, 0);
 		pending_drop(p, q);
 		return true;
 	}
-	zmq_msg_close(&f[2]);
 	if (final)
 		pending_drop(p, q);
 	return true;
@@ -1042,28 +1340,37 @@ static bool receive_batch(gw_proxy *p, bool (*one)(gw_proxy *), bool *sent)
 	return false;
 }
 
+static int watch(gw_proxy *p, int fd, void *tag, bt_err *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return bt_err_errno(e, errno, "epoll_ctl");
+	return 0;
+}
+
 int gw_proxy_run(gw_proxy *p, bt_err *e)
 {
-	/* poll(2) on the sockets' ZMQ_FDs and the eventfd rather than zmq_poll,
-	 * which asks every socket's state twice per call, each time a system
-	 * call or two. The price is the rule of bt_zmq_fd: before sleeping,
-	 * each socket has been received from until EAGAIN after the last send
-	 * to it (pub_sent and back_sent say which were sent to since; the
-	 * loop does not sleep while either is set). The monitor is read every
-	 * tick, not polled. */
-	struct pollfd pfd[3] = {
-		{ .fd = bt_zmq_fd(p->pub), .events = POLLIN },
-		{ .fd = bt_zmq_fd(p->back), .events = POLLIN },
-		{ .fd = p->wake_fd, .events = POLLIN },
-	};
+	/* epoll_wait on the sockets' ZMQ_FDs, the eventfd and the stream door
+	 * rather than zmq_poll, which asks every socket's state twice per
+	 * call, each time a system call or two. The price is the rule of
+	 * bt_zmq_fd: before sleeping, each ZeroMQ socket has been received
+	 * from until EAGAIN after the last send to it (pub_sent and back_sent
+	 * say which were sent to since; the loop does not sleep while either
+	 * is set). The monitor is read every tick, not polled. */
+	int fpub = bt_zmq_fd(p->pub), fback = bt_zmq_fd(p->back);
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
 	bool again = true; /* messages may be waiting that no descriptor announced */
 	int ret = 0;
 
-	if (pfd[0].fd < 0 || pfd[1].fd < 0)
+	if (fpub < 0 || fback < 0)
 		return bt_err_set(e, BT_INTERNAL, "ZMQ_FD: %s", zmq_strerror(errno));
+	if (watch(p, fpub, TAG_PUB, e) < 0 || watch(p, fback, TAG_BACK, e) < 0 ||
+	    watch(p, p->wake_fd, TAG_WAKE, e) < 0 || (p->unix_fd >= 0 && watch(p, p->unix_fd, TAG_LISTEN, e) < 0))
+		return -1;
 	on_monitor(p);
 	while (!atomic_load(&p->stop)) {
+		struct epoll_event evs[64];
 		bool holding = false;
 		for (int i = 0; i < p->nconns; i++)
 			holding |= p->conns[i].held.head != NULL;
@@ -1073,17 +1380,36 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		if (holding)
 			wait = BT_MIN(wait, 5);
 		bool force = again;
-		int rc = poll(pfd, 3, again || p->pub_sent || p->back_sent ? 0 : (int)wait);
-		if (rc < 0) {
+		int n = epoll_wait(p->ep, evs, 64, again || p->pub_sent || p->back_sent ? 0 : (int)wait);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			ret = bt_err_set(e, BT_INTERNAL, "poll: %s", strerror(errno));
+			ret = bt_err_set(e, BT_INTERNAL, "epoll_wait: %s", strerror(errno));
 			break;
 		}
 		again = false;
-		if (pfd[2].revents & POLLIN) {
-			uint64_t v;
-			(void)!read(p->wake_fd, &v, sizeof(v));
+		bool rpub = force || p->pub_sent, rback = force || p->back_sent;
+		for (int i = 0; i < n; i++) {
+			void *tag = evs[i].data.ptr;
+			if (tag == TAG_PUB) {
+				rpub = true;
+			} else if (tag == TAG_BACK) {
+				rback = true;
+			} else if (tag == TAG_WAKE) {
+				uint64_t v;
+				(void)!read(p->wake_fd, &v, sizeof(v));
+			} else if (tag == TAG_LISTEN) {
+				on_accept(p);
+			} else {
+				sconn *sc = tag;
+				if (!sc->dead && (evs[i].events & EPOLLOUT) && !sc->dirty) {
+					sc->dirty = true;
+					sc->next_dirty = p->dirty;
+					p->dirty = sc;
+				}
+				if (!sc->dead && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+					on_sconn(p, sc);
+			}
 		}
 		/* a fence asked or lifted (sends what it held: back_sent) */
 		fence_step(p);
@@ -1092,8 +1418,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		 * have consumed the descriptor's news); repeat, as forwarding
 		 * sends to the other socket. A full batch means there may be
 		 * more: look again without sleeping. */
-		bool rpub = force || (pfd[0].revents & POLLIN) || p->pub_sent;
-		bool rback = force || (pfd[1].revents & POLLIN) || p->back_sent;
+		rback |= p->back_sent;
 		for (int round = 0; (rpub || rback) && !again; round++) {
 			if (round == 4) {
 				again = true;
@@ -1118,6 +1443,8 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 			expire(p);
 			next_tick = now + TICK_MS;
 		}
+		flush_dirty(p);
+		free_dead(p);
 	}
 	pthread_mutex_lock(&p->fmu);
 	p->loop_done = true;
@@ -1179,6 +1506,25 @@ void gw_proxy_free(gw_proxy **pp)
 	bt_zmq_close(&p->pub);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
+	if (p->sconns) {
+		bt_map_iter_init(&it, p->sconns);
+		while (bt_map_iter_next(&it, NULL, NULL, &v)) {
+			sconn *sc = v;
+			close(sc->fd);
+			sconn_free(sc);
+		}
+		bt_map_free(&p->sconns);
+	}
+	free_dead(p);
+	if (p->unix_fd >= 0) {
+		close(p->unix_fd);
+		/* an activated socket stays with systemd */
+		if (!p->unix_activated)
+			unlink(p->unix_path);
+	}
+	free(p->unix_path);
+	if (p->ep >= 0)
+		close(p->ep);
 	pthread_cond_destroy(&p->fcv);
 	pthread_mutex_destroy(&p->fmu);
 	free(p->public_address);

@@ -44,6 +44,11 @@ typedef struct gw_proxy_opts {
 	 * a new one; its mode and group are the socket unit's.  Values below 3
 	 * mean none (systemd passes descriptors from 3 on). */
 	int activated_fd;
+	/* The unix stream door (bt_wire.h): unix:///PATH, NULL/"" for none;
+	 * same mode and group as the ipc socket.  A listening socket systemd
+	 * passed for it (>= 3), or 0. */
+	const char *unix_address;
+	int unix_activated_fd;
 	int max_in_flight;        /* per client */
 	int64_t connect_grace_ms; /* hold a request this long for a backend that is reconnecting */
 	/* Called for every request forwarded in a namespace (from the loop's thread). */

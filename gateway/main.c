@@ -95,16 +95,16 @@ static void touch_namespace(void *arg, const char *ns, const char *method)
 		gw_gc_schedule(h->gc, ns);
 }
 
-/* Socket activation (berth-gatewayd.socket): the listening socket systemd
- * passed for the public ipc endpoint, 0 when it passed none.  A socket at
- * another path is a configuration error: clients would wait on a socket
- * nobody serves. */
-static int activated_fd(const char *endpoint, int *fd, bt_err *e)
+/* Socket activation (berth-gatewayd.socket): the listening sockets systemd
+ * passed for the public ipc endpoint and the unix stream door, 0 for one
+ * it did not pass.  A socket at another path is a configuration error:
+ * clients would wait on a socket nobody serves. */
+static int activated_fds(const char *endpoint, const char *unix_address, int *fd, int *ufd, bt_err *e)
 {
 	int n = sd_listen_fds(1);
 	int rc = 0;
 
-	*fd = 0;
+	*fd = *ufd = 0;
 	if (n < 0)
 		return bt_err_errno(e, -n, "socket activation: LISTEN_FDS");
 	for (int i = 0; i < n; i++) {
@@ -115,17 +115,25 @@ static int activated_fd(const char *endpoint, int *fd, bt_err *e)
 			*fd = f;
 			continue;
 		}
+		if (rc == 0 && *ufd == 0 && unix_address && sd_is_socket_unix(f, SOCK_STREAM, 1, unix_address + 7, 0) > 0) {
+			fcntl(f, F_SETFD, FD_CLOEXEC);
+			*ufd = f;
+			continue;
+		}
 		if (rc == 0)
 			rc = bt_err_set(e, BT_INVALID_ARGUMENT,
 					"socket activation: systemd passed a socket that is not a listening unix socket "
-					"at %s (the public endpoint): make the socket unit's ListenStream= and "
-					"gateway.address the same",
-					endpoint);
+					"at %s or %s (the public endpoints): make the socket unit's ListenStream= and "
+					"gateway.address and gateway.unix_address the same",
+					endpoint, unix_address ? unix_address : "(none)");
 		close(f);
 	}
-	if (rc < 0 && *fd > 0) {
-		close(*fd);
-		*fd = 0;
+	if (rc < 0) {
+		if (*fd > 0)
+			close(*fd);
+		if (*ufd > 0)
+			close(*ufd);
+		*fd = *ufd = 0;
 	}
 	return rc;
 }
@@ -159,6 +167,7 @@ int main(int argc, char **argv)
 	size_t nsn = 0;
 	char **sn_services = NULL;
 	_cleanup_free_ char *pub = NULL;
+	_cleanup_free_ char *unix_pub = NULL;
 	gw_system sys = { 0 };
 	gw_ns *nsreg = NULL;
 	gw_auth *auth = NULL;
@@ -242,11 +251,19 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	pub = args.address ? bt_xstrdup(args.address) : bt_config_gateway_address(cfg);
-	int listen_fd = 0;
-	if ((rc = activated_fd(pub, &listen_fd, &e)) < 0)
+	unix_pub = bt_config_gateway_unix_address(cfg);
+	if (unix_pub && !bt_startswith(unix_pub, "unix:///")) {
+		rc = bt_err_set(&e, BT_INVALID_ARGUMENT, "gateway.unix_address \"%s\": not unix:///PATH or \"off\"",
+				unix_pub);
+		goto out;
+	}
+	int listen_fd = 0, unix_fd = 0;
+	if ((rc = activated_fds(pub, unix_pub, &listen_fd, &unix_fd, &e)) < 0)
 		goto out;
 	if (listen_fd > 0)
 		bt_log_info("socket activation: serving %s on the socket from systemd", pub);
+	if (unix_fd > 0)
+		bt_log_info("socket activation: serving %s on the socket from systemd", unix_pub);
 	ns_hooks hooks = { .reg = nsreg, .gc = gc };
 	unsigned long mode = strtoul(bt_config_str(cfg, "gateway.socket_mode"), NULL, 8);
 	gw_proxy_opts po = {
@@ -254,6 +271,8 @@ int main(int argc, char **argv)
 		.socket_mode = (unsigned)(mode ? mode : 0660),
 		.socket_group = bt_config_str(cfg, "gateway.socket_group"),
 		.activated_fd = listen_fd,
+		.unix_address = unix_pub,
+		.unix_activated_fd = unix_fd,
 		.max_in_flight = (int)bt_config_int(cfg, "gateway.max_in_flight"),
 		.connect_grace_ms = bt_config_duration_ms(cfg, "gateway.connect_grace"),
 		.on_namespace = touch_namespace,
