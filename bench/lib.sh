@@ -4,7 +4,7 @@
 bench_suite_start() {
 	BENCH_DIR=$(mktemp -d /tmp/bt-bench.XXXXXX)
 	export BERTH_ROOT=$BENCH_DIR/root BERTH_RUN=$BENCH_DIR/run
-	export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock BERTH_CONFIG=$BENCH_DIR/config.toml
+	export BERTH_ADDRESS=unix://$BERTH_RUN/berth-unix.sock BERTH_ZMQ_ADDRESS=ipc://$BERTH_RUN/berth.sock BERTH_CONFIG=$BENCH_DIR/config.toml
 	export BERTH_LOG_LEVEL=warn
 	# collections on demand only: the store benchmarks make blobs and chains
 	# nothing references, and a collection would take them mid-run

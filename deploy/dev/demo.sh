@@ -25,7 +25,7 @@ if [ -z "${BERTH_ROOT:-}" ] || [ -z "${BERTH_RUN:-}" ]; then
 	export BERTH_CONFIG=$DEMO/config.toml
 	: >"$BERTH_CONFIG"
 fi
-export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock
+export BERTH_ADDRESS=unix://$BERTH_RUN/berth-unix.sock
 unset BERTH_NAMESPACE
 cleanup() {
 	berth tasks rm -f hello >/dev/null 2>&1 || true

@@ -304,7 +304,7 @@ roundtrip() {
 }
 
 @test "garbage, truncated, oversized and unknown requests get errors and every daemon stays up" {
-	gw=$BERTH_ADDRESS
+	gw=$BERTH_ZMQ_ADDRESS
 	run "$TOOLS/zmqsend" "$gw" raw:garbage
 	assert_output --partial "code=INVALID_ARGUMENT"
 	assert_output --partial "header"

@@ -12,12 +12,15 @@ export PATH=$BIN:$PATH
 export BERTH_BIN=$BIN
 
 # Starts a suite for this file: BERTH_ROOT, BERTH_RUN (short: unix socket
-# paths are limited to 107 bytes) and BERTH_ADDRESS point at it.
+# paths are limited to 107 bytes) and BERTH_ADDRESS point at it: the
+# gateway's unix stream door, as for the CLI by default; BERTH_ZMQ_ADDRESS
+# is its ZeroMQ door, for the tests of that one.
 suite_setup() {
 	SUITE_DIR=$(mktemp -d /tmp/bt.XXXXXX)
 	export BERTH_ROOT=$SUITE_DIR/root
 	export BERTH_RUN=$SUITE_DIR/run
-	export BERTH_ADDRESS=ipc://$BERTH_RUN/berth.sock
+	export BERTH_ADDRESS=unix://$BERTH_RUN/berth-unix.sock
+	export BERTH_ZMQ_ADDRESS=ipc://$BERTH_RUN/berth.sock
 	export BERTH_CONFIG=$SUITE_DIR/config.toml
 	export BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL:-info}
 	suite_config

@@ -135,18 +135,23 @@ task_running() {
 	export BERTH_ROOT=$d/root BERTH_RUN=$d/run BERTH_CONFIG=$d/config.toml
 	export BERTH_ADDRESS=ipc://$d/run/berth.sock
 	systemd-socket-activate -E BERTH_ROOT -E BERTH_RUN -E BERTH_CONFIG -l "$d/run/berth.sock" \
-		"$BIN/berth-gatewayd" >"$d/gw.log" 2>&1 &
+		-l "$d/run/berth-unix.sock" "$BIN/berth-gatewayd" >"$d/gw.log" 2>&1 &
 	local sa=$!
-	wait_for "the activator's socket" test -S "$d/run/berth.sock"
-	# the first connection starts the gateway on the passed socket; no
-	# backend runs here, so version lists them DOWN (exit 1) but answers
+	wait_for "the activator's sockets" test -S "$d/run/berth.sock" -a -S "$d/run/berth-unix.sock"
+	# the first connection starts the gateway on the passed sockets; no
+	# backend runs here, so version lists them DOWN (exit 1) but answers,
+	# at both doors
 	run berth --timeout 10s version
+	assert_output --partial "Address:  ipc://$d/run/berth.sock"
+	run berth -a "unix://$d/run/berth-unix.sock" --timeout 10s version
+	assert_output --partial "Address:  unix://$d/run/berth-unix.sock"
 	kill "$sa"
 	wait "$sa" || true
-	assert_output --partial "Address:  ipc://$d/run/berth.sock"
-	grep -q 'socket activation: serving' "$d/gw.log"
-	# the socket is systemd's: the gateway leaves it in place
+	grep -q "socket activation: serving ipc://$d/run/berth.sock" "$d/gw.log"
+	grep -q "socket activation: serving unix://$d/run/berth-unix.sock" "$d/gw.log"
+	# the sockets are systemd's: the gateway leaves them in place
 	[ -S "$d/run/berth.sock" ]
+	[ -S "$d/run/berth-unix.sock" ]
 	[ ! -e "$d/run/berth.sock.lock" ]
 
 	# a passed socket that is not the configured endpoint is refused
@@ -157,7 +162,7 @@ task_running() {
 	run berth -a "ipc://$d/other.sock" --timeout 3s version
 	assert_failure
 	wait "$sa" || true
-	grep -q "make the socket unit's ListenStream= and gateway.address the same" "$d/gw2.log"
+	grep -q "make the socket unit's ListenStream= and gateway.address and gateway.unix_address the same" "$d/gw2.log"
 }
 
 @test "under systemd: berth.target starts every daemon, each ready and healthy" {

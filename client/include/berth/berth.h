@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define BERTH_DEFAULT_ADDRESS "ipc:///run/berth/berth.sock"
+#define BERTH_DEFAULT_ADDRESS "unix:///run/berth/berth-unix.sock"
 #define BERTH_DEFAULT_NAMESPACE "default"
 
 enum berth_code {
