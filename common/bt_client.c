@@ -261,6 +261,7 @@ static int unix_connect(bt_conn *c, int64_t deadline, bt_err *e)
 				close(fd);
 				return unavailable(c, e, strerror(errno));
 			}
+			bt_wire_tune(fd);
 			c->fd = fd;
 			c->ever_connected = true;
 			return 0;

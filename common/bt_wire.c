@@ -198,6 +198,15 @@ int bt_wire_recv(bt_wire_in *in, int fd, bt_wire_msg *m, bt_err *e)
 	}
 }
 
+void bt_wire_tune(int fd)
+{
+	int size = BT_WIRE_SNDBUF;
+
+	/* best effort: the default buffer works, only slower */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 void bt_wire_put(bt_wire_out *o, const ProtobufCMessage *hdr, zmq_msg_t *body)
 {
 	size_t hlen = protobuf_c_message_get_packed_size(hdr);

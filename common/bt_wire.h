@@ -69,6 +69,11 @@ typedef struct bt_wire_out {
 	size_t bytes; /* queued, not yet written */
 } bt_wire_out;
 
+/* Lets fd's send buffer hold BT_WIRE_SNDBUF bytes (above the system's
+ * wmem_max only for root), so a 1 MiB chunk goes out in one write. */
+void bt_wire_tune(int fd);
+#define BT_WIRE_SNDBUF (4 << 20)
+
 /* Queues hdr (packed now) and body (taken over; NULL: no body). */
 void bt_wire_put(bt_wire_out *o, const ProtobufCMessage *hdr, zmq_msg_t *body);
 /* Writes what fd takes without blocking (MSG_NOSIGNAL): 0 when all is

@@ -1080,6 +1080,7 @@ static void on_accept(gw_proxy *p)
 			close(fd);
 			continue;
 		}
+		bt_wire_tune(fd);
 		sconn *sc = bt_xzalloc(sizeof(*sc));
 		sc->fd = fd;
 		sc->serial = p->next_serial++;
