@@ -109,6 +109,7 @@ typedef struct sconn {
 	bool pollout; /* registered for EPOLLOUT: output waits */
 	bool dirty;   /* in p->dirty: output to flush this turn */
 	bool dead;    /* closed; freed at the end of the turn */
+	bool overrun; /* left MAX_STREAM_OUT unread: closed at the next flush */
 	struct sconn *next_dirty, *next_dead;
 } sconn;
 
@@ -434,23 +435,20 @@ static sconn *sconn_of(gw_proxy *p, const void *cid)
 	return sc && !sc->dead ? sc : NULL;
 }
 
-static void sconn_close(gw_proxy *p, sconn *sc, const char *why);
-
 /* Sends a reply (its header, then body, taken over) to a client of either
  * door. Returns 0, or -1 when the client is gone. */
 static int to_client(gw_proxy *p, const void *cid, size_t cidlen, const ProtobufCMessage *hdr, zmq_msg_t *body)
 {
 	if (is_ucid(cid, cidlen)) {
 		sconn *sc = sconn_of(p, cid);
-		if (!sc) {
+		if (!sc || sc->overrun) {
 			zmq_msg_close(body);
 			return -1;
 		}
 		bt_wire_put(&sc->out, hdr, body);
-		if (sc->out.bytes > MAX_STREAM_OUT) {
-			sconn_close(p, sc, "reads nothing of what waits for it");
-			return -1;
-		}
+		/* not closed here: the caller may hold one of its requests */
+		if (sc->out.bytes > MAX_STREAM_OUT)
+			sc->overrun = true;
 		if (!sc->dirty) {
 			sc->dirty = true;
 			sc->next_dirty = p->dirty;
@@ -1136,6 +1134,10 @@ static void flush_dirty(gw_proxy *p)
 		sc->dirty = false;
 		if (sc->dead)
 			continue;
+		if (sc->overrun) {
+			sconn_close(p, sc, "reads nothing of what waits for it");
+			continue;
+		}
 		int rc = bt_wire_flush(&sc->out, sc->fd);
 		if (rc < 0) {
 			sconn_close(p, sc, strerror(errno));
