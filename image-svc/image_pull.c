@@ -657,16 +657,25 @@ int image_pull_run(xjob *j, void *req, bt_err *e)
 		goto out;
 	if (*rq->lease) {
 		/* a lease that does not exist fails the pull before anything is fetched */
-		berth_lease_resource *res = NULL;
-		size_t n_res = 0;
+		berth_lease *found = NULL;
+		size_t n_found = 0;
 		berth_error err;
+		_cleanup_free_ char *filter = NULL;
+		if (bt_ident_validate("lease id", rq->lease, e) < 0)
+			goto out;
+		filter = bt_xasprintf("id==%s", rq->lease);
+		const char *filters[] = { filter };
 		if (!(pl.leases = image_gateway_client(rq->env, e)))
 			goto out;
-		if (berth_lease_list_resources(pl.leases, rq->ns, rq->lease, &res, &n_res, &err) < 0) {
+		if (berth_lease_list(pl.leases, rq->ns, filters, 1, &found, &n_found, &err) < 0) {
 			bt_err_set(e, err.code, "%s", err.message);
 			goto out;
 		}
-		berth_lease_resources_free(res, n_res);
+		berth_leases_free(found, n_found);
+		if (n_found == 0) {
+			bt_err_set(e, BT_NOT_FOUND, "lease %s: not found", rq->lease);
+			goto out;
+		}
 	}
 	snap_type = bt_xasprintf("snapshots/%s", rq->snapshotter);
 	img_repo_opts ro = { .plain_http = rq->plain_http, .cred = cred };
