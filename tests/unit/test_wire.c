@@ -4,8 +4,10 @@
  * pieces, no body vs an empty body, the limits (a header or body too long
  * breaks the stream; a body over the soft limit is dropped and the stream
  * goes on), the end of the stream mid-message, and output to a peer that
- * reads nothing for a while.
+ * reads nothing for a while; and bt_conn over a unix:// endpoint, whose
+ * replies over the soft limit must fail their call, not arrive empty.
  */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,14 +16,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "berth/rpc/v1/rpc.pb-c.h"
+#include "bt_client.h"
 #include "bt_err.h"
 #include "bt_rpc.h"
+#include "bt_seqrpc.h"
 #include "bt_util.h"
 #include "bt_wire.h"
 
@@ -563,6 +569,109 @@ static void test_flush_peer_gone(void **state)
 	assert_int_equal(errno, EPIPE);
 }
 
+/* A peer on the gateway's side of a unix:// endpoint: answers each request
+ * on its one connection with a Principal whose name has the next length of
+ * names[], then waits for the client to hang up. */
+typedef struct peer {
+	int lfd;
+	size_t names[2];
+	int served;
+} peer;
+
+static void *peer_main(void *arg)
+{
+	peer *pr = arg;
+	bt_wire_in in;
+	bt_wire_out out = { 0 };
+	int fd = accept4(pr->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	bt_wire_in_init(&in);
+	for (;;) {
+		bt_wire_msg m;
+		bt_err e;
+		int rc = bt_wire_recv(&in, fd, &m, &e);
+		if (rc < 0 && errno == EAGAIN) {
+			zmq_msg_close(&m.body);
+			struct pollfd pf = { .fd = fd, .events = POLLIN };
+			poll(&pf, 1, 10000);
+			continue;
+		}
+		if (rc <= 0) {
+			zmq_msg_close(&m.body);
+			break;
+		}
+		Berth__Rpc__V1__RequestHeader *rq = berth__rpc__v1__request_header__unpack(NULL, m.hlen, m.hdr);
+		zmq_msg_close(&m.body);
+		if (!rq || pr->served >= 2)
+			break;
+		Berth__Rpc__V1__ResponseHeader rh = BERTH__RPC__V1__RESPONSE_HEADER__INIT;
+		Berth__Rpc__V1__Principal resp = BERTH__RPC__V1__PRINCIPAL__INIT;
+		size_t n = pr->names[pr->served++];
+		char *name = bt_xmalloc(n + 1);
+		memset(name, 'n', n);
+		name[n] = '\0';
+		resp.name = name;
+		rh.request_id = rq->request_id;
+		rh.final = 1;
+		berth__rpc__v1__request_header__free_unpacked(rq, NULL);
+		zmq_msg_t b;
+		zmq_msg_init_size(&b, berth__rpc__v1__principal__get_packed_size(&resp));
+		berth__rpc__v1__principal__pack(&resp, zmq_msg_data(&b));
+		free(name);
+		bt_wire_put(&out, &rh.base, &b);
+		while ((rc = bt_wire_flush(&out, fd)) == 1) {
+			struct pollfd pf = { .fd = fd, .events = POLLOUT };
+			poll(&pf, 1, 10000);
+		}
+		if (rc < 0)
+			break;
+	}
+	bt_wire_in_free(&in);
+	bt_wire_out_free(&out);
+	close(fd);
+	return NULL;
+}
+
+static void test_conn_reply_over_limit(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/btwire.XXXXXX", path[64], ep[80];
+	peer pr = { .names = { 1u << 20, BT_RPC_MAX_MSG + (1u << 20) } };
+	pthread_t th;
+	bt_err e;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	snprintf(ep, sizeof(ep), "unix://%s", path);
+	pr.lfd = bt_unix_listen(path, SOCK_STREAM, &e);
+	assert_true(pr.lfd >= 0);
+	assert_int_equal(pthread_create(&th, NULL, peer_main, &pr), 0);
+
+	bt_conn *c = bt_conn_new(ep, NULL, &e);
+	assert_non_null(c);
+	Berth__Rpc__V1__Principal req = BERTH__RPC__V1__PRINCIPAL__INIT;
+	bt_callspec cs = { .service = "svc", .method = "Get", .ns = "ns" };
+	Berth__Rpc__V1__Principal *resp = NULL;
+	/* 1 MiB: delivered whole */
+	assert_int_equal(bt_conn_call(c, &cs, &req.base, &berth__rpc__v1__principal__descriptor, (void **)&resp, &e), 0);
+	assert_non_null(resp);
+	assert_int_equal(strlen(resp->name), pr.names[0]);
+	berth__rpc__v1__principal__free_unpacked(resp, NULL);
+	resp = NULL;
+	/* 17 MiB: the body is dropped on the way in; the call fails, it does
+	 * not succeed with an empty message */
+	assert_int_equal(bt_conn_call(c, &cs, &req.base, &berth__rpc__v1__principal__descriptor, (void **)&resp, &e), -1);
+	assert_null(resp);
+	assert_int_equal(e.code, BT_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(e.msg, "exceeds"));
+	bt_conn_free(&c);
+	pthread_join(th, NULL);
+	assert_int_equal(pr.served, 2);
+	close(pr.lfd);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -581,6 +690,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_eof_mid_dropped_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_peer_gone, setup, teardown),
+		cmocka_unit_test(test_conn_reply_over_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
