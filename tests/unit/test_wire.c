@@ -632,15 +632,37 @@ static void *peer_main(void *arg)
 	return NULL;
 }
 
+/* A directory for the socket, removed whatever the test's outcome. */
+static int setup_dir(void **state)
+{
+	char *dir = bt_xstrdup("/tmp/btwire.XXXXXX");
+	if (!mkdtemp(dir)) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	char *dir = *state;
+	char path[64];
+	snprintf(path, sizeof(path), "%s/s", dir);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+	return 0;
+}
+
 static void test_conn_reply_over_limit(void **state)
 {
-	(void)state;
-	char dir[] = "/tmp/btwire.XXXXXX", path[64], ep[80];
+	const char *dir = *state;
+	char path[64], ep[80];
 	peer pr = { .names = { 1u << 20, BT_RPC_MAX_MSG + (1u << 20) } };
 	pthread_t th;
 	bt_err e;
 
-	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/s", dir);
 	snprintf(ep, sizeof(ep), "unix://%s", path);
 	pr.lfd = bt_unix_listen(path, SOCK_STREAM, &e);
@@ -668,8 +690,6 @@ static void test_conn_reply_over_limit(void **state)
 	pthread_join(th, NULL);
 	assert_int_equal(pr.served, 2);
 	close(pr.lfd);
-	unlink(path);
-	rmdir(dir);
 }
 
 int main(void)
@@ -690,7 +710,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_eof_mid_dropped_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_peer_gone, setup, teardown),
-		cmocka_unit_test(test_conn_reply_over_limit),
+		cmocka_unit_test_setup_teardown(test_conn_reply_over_limit, setup_dir, teardown_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
