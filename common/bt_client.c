@@ -335,6 +335,15 @@ static int unix_recv(bt_conn *c, int wait, bt_resphdr **hp, zmq_msg_t *body)
 		int rc = bt_wire_recv(&c->win, c->fd, &m, &ignore);
 		if (rc == 1) {
 			*hp = bt_resphdr_decode(m.hdr, m.hlen, &ignore);
+			if (*hp && m.too_big && (*hp)->code == BERTH__RPC__V1__CODE__OK) {
+				/* its body, over the limit, was dropped on the way in:
+				 * the call fails instead of decoding nothing */
+				if ((*hp)->message != protobuf_c_empty_string)
+					free((*hp)->message);
+				(*hp)->code = BERTH__RPC__V1__CODE__RESOURCE_EXHAUSTED;
+				(*hp)->message = bt_xasprintf("reply of %u bytes exceeds the limit of %u bytes",
+							      m.too_big, BT_RPC_MAX_MSG);
+			}
 			zmq_msg_init(body);
 			zmq_msg_move(body, &m.body);
 			zmq_msg_close(&m.body);

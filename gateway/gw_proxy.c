@@ -110,7 +110,8 @@ typedef struct sconn {
 	bool dirty;   /* in p->dirty: output to flush this turn */
 	bool dead;    /* closed; freed at the end of the turn */
 	bool overrun; /* left MAX_STREAM_OUT unread: closed at the next flush */
-	struct sconn *next_dirty, *next_dead;
+	bool ready;   /* in p->ready: a full batch was taken, more may be buffered */
+	struct sconn *next_dirty, *next_dead, *next_ready;
 } sconn;
 
 struct pending {
@@ -175,6 +176,7 @@ struct gw_proxy {
 	bt_map *sconns; /* serial → sconn */
 	uint64_t next_serial;
 	sconn *dirty, *dead;
+	sconn *ready; /* to read again next turn without waiting for EPOLLIN */
 	atomic_int stop;
 	_Atomic int64_t last_tick;
 	/* the fence: state, namespace and classifier under fmu (the loop
@@ -1031,6 +1033,14 @@ static void sconn_close(gw_proxy *p, sconn *sc, const char *why)
 	if (why)
 		bt_log_debug("stream client %" PRIu64 " closed: %s", sc->serial, why);
 	sc->dead = true;
+	if (sc->ready) {
+		for (sconn **pp = &p->ready; *pp; pp = &(*pp)->next_ready)
+			if (*pp == sc) {
+				*pp = sc->next_ready;
+				break;
+			}
+		sc->ready = false;
+	}
 	epoll_ctl(p->ep, EPOLL_CTL_DEL, sc->fd, NULL);
 	close(sc->fd);
 	sc->fd = -1;
@@ -1122,6 +1132,13 @@ static void on_sconn(gw_proxy *p, sconn *sc)
 		}
 		sconn_close(p, sc, rc == 0 ? "end of stream" : strerror(errno));
 		return;
+	}
+	/* A full batch: the rest may be in our buffer already, where EPOLLIN
+	 * will not announce it; take it next turn. */
+	if (!sc->dead && !sc->ready) {
+		sc->ready = true;
+		sc->next_ready = p->ready;
+		p->ready = sc;
 	}
 }
 
@@ -1383,7 +1400,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		if (holding)
 			wait = BT_MIN(wait, 5);
 		bool force = again;
-		int n = epoll_wait(p->ep, evs, 64, again || p->pub_sent || p->back_sent ? 0 : (int)wait);
+		int n = epoll_wait(p->ep, evs, 64, again || p->pub_sent || p->back_sent || p->ready ? 0 : (int)wait);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1392,6 +1409,16 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		}
 		again = false;
 		bool rpub = force || p->pub_sent, rback = force || p->back_sent;
+		/* stream clients with more to read than the last batch took */
+		sconn *r = p->ready;
+		p->ready = NULL;
+		while (r) {
+			sconn *sc = r;
+			r = sc->next_ready;
+			sc->ready = false;
+			if (!sc->dead)
+				on_sconn(p, sc);
+		}
 		for (int i = 0; i < n; i++) {
 			void *tag = evs[i].data.ptr;
 			if (tag == TAG_PUB) {

@@ -2,7 +2,8 @@
 # The gateway as a wall and a door: objects of namespace A cannot be read,
 # listed, changed, removed or used from namespace B through any RPC; a
 # thousand clients at once are served; one client's requests in flight are
-# bounded.
+# bounded; the unix stream door (bt_wire.h) serves the CLI and answers bad
+# input with a clear error, staying up.
 
 load helpers
 source "$REPO/tests/images/fixtures.sh"
@@ -11,6 +12,7 @@ setup_file() {
 	suite_setup
 	export SUITE_DIR
 	export TOOLS=$REPO/$BUILD/tests/tools
+	export UNIX=unix://$BERTH_RUN/berth-unix.sock
 	fx_base "$SUITE_DIR/oci" v1
 	skopeo copy --quiet "oci:$SUITE_DIR/oci:v1" "oci-archive:$SUITE_DIR/img.tar:example.org/iso/img:v1"
 	# namespace A holds one of everything
@@ -183,4 +185,135 @@ refused() {
 	berth-dev restart berth-gatewayd >/dev/null
 	assert_failure
 	assert_output --regexp "ok=[1-9][0-9]* failed=[1-9][0-9]* first error: too many requests in flight from this client \(limit 16\)"
+}
+
+# --- the unix stream door ---------------------------------------------------
+
+# The gateway is the one that was running at the test's start ($gw) and
+# answers a good request over the door.
+door_ok() {
+	[ "$(daemon_pid berth-gatewayd)" = "$gw" ]
+	kill -0 "$gw"
+	run "$TOOLS/zmqsend" "$UNIX" "hdr:version=1,service=namespaces,method=List,id=77" empty
+	assert_success
+	assert_output "code=OK final=1 id=77 message="
+}
+
+@test "unix door: the CLI works over it (a 3 MiB blob in and out, namespaces); the socket is 0660" {
+	run stat -c %a "$BERTH_RUN/berth-unix.sock"
+	assert_output 660
+	head -c 3145728 /dev/urandom >"$SUITE_DIR/blob3m"
+	run berth --address "$UNIX" -n "$A" content ingest door-blob <"$SUITE_DIR/blob3m"
+	assert_success
+	assert_output "sha256:$(sha256sum "$SUITE_DIR/blob3m" | cut -d' ' -f1)"
+	digest=$output
+	berth --address "$UNIX" -n "$A" content get "$digest" >"$SUITE_DIR/blob3m.out"
+	cmp "$SUITE_DIR/blob3m" "$SUITE_DIR/blob3m.out"
+	run berth --address "$UNIX" namespaces ls -q
+	assert_success
+	assert_line "$A"
+	berth -n "$A" content rm "$digest" >/dev/null
+	rm -f "$SUITE_DIR/blob3m" "$SUITE_DIR/blob3m.out"
+}
+
+@test "unix door: a header prefix of 70000 bytes gets INVALID_ARGUMENT and the connection is closed" {
+	gw=$(daemon_pid berth-gatewayd)
+	run "$TOOLS/zmqsend" -R -c "$UNIX" prefix:70000,0
+	assert_success
+	assert_line --index 0 --regexp "^code=INVALID_ARGUMENT final=1 id=0 message=.*header of 70000 bytes"
+	assert_line --index 1 closed
+	door_ok
+}
+
+@test "unix door: bad requests each get a clear error on a connection that stays usable" {
+	gw=$(daemon_pid berth-gatewayd)
+	# garbage header bytes (a field of wire type 7), unknown service, unknown
+	# method, no namespace, then a good request: five messages, one connection
+	run "$TOOLS/zmqsend" "$UNIX" raw:$'\x0f\x01garbage' raw:x \
+		+ "hdr:version=1,service=nosuch,method=List,id=2" empty \
+		+ "hdr:version=1,service=namespaces,method=NoSuch,id=3" empty \
+		+ "hdr:version=1,service=content,method=Info,id=4" empty \
+		+ "hdr:version=1,service=namespaces,method=List,id=5" empty
+	assert_success
+	assert_line --index 0 --regexp "^code=INVALID_ARGUMENT final=1 id=0 message=malformed request header"
+	assert_line --index 1 'code=UNIMPLEMENTED final=1 id=2 message=unknown service "nosuch"'
+	assert_line --index 2 'code=UNIMPLEMENTED final=1 id=3 message=unknown method "NoSuch" of service "namespaces"'
+	assert_line --index 3 --regexp "^code=FAILED_PRECONDITION final=1 id=4 message=namespace is required"
+	assert_line --index 4 "code=OK final=1 id=5 message="
+	door_ok
+}
+
+@test "unix door: a body of 17 MiB gets RESOURCE_EXHAUSTED; the next request on the connection is served" {
+	gw=$(daemon_pid berth-gatewayd)
+	run "$TOOLS/zmqsend" -t 30000 "$UNIX" "hdr:version=1,service=content,method=Info,ns=$A,id=1" zero:17825792 \
+		+ "hdr:version=1,service=namespaces,method=List,id=2" empty
+	assert_success
+	assert_line --index 0 "code=RESOURCE_EXHAUSTED final=1 id=1 message=message of 17825792 bytes exceeds the limit of 16777216 bytes"
+	assert_line --index 1 "code=OK final=1 id=2 message="
+	door_ok
+}
+
+@test "unix door: a body prefix of 65 MiB gets RESOURCE_EXHAUSTED and the connection is closed" {
+	gw=$(daemon_pid berth-gatewayd)
+	run "$TOOLS/zmqsend" -R -c "$UNIX" prefix:4,68157440 raw:abcd
+	assert_success
+	assert_line --index 0 --regexp "^code=RESOURCE_EXHAUSTED final=1 id=0 message=message of 68157440 bytes exceeds"
+	assert_line --index 1 closed
+	door_ok
+}
+
+@test "unix door: a message cut short by the end of the stream is dropped without a reply" {
+	gw=$(daemon_pid berth-gatewayd)
+	# mid-header, then mid-body of a body read straight into its message
+	run "$TOOLS/zmqsend" -R -s -c "$UNIX" prefix:100,10 raw:abc
+	assert_failure 1
+	assert_output closed
+	run "$TOOLS/zmqsend" -R -s -c "$UNIX" prefix:2,1000000 raw:hh zero:300000
+	assert_failure 1
+	assert_output closed
+	door_ok
+}
+
+@test "unix door: more than 64 requests in one write are all answered" {
+	gw=$(daemon_pid berth-gatewayd)
+	args=()
+	for i in $(seq 1 150); do args+=("hdr:version=1,service=namespaces,method=List,id=$i" empty +); done
+	run "$TOOLS/zmqsend" "$UNIX" "${args[@]:0:${#args[@]}-1}"
+	assert_success
+	# answered in any order: each id once, each OK
+	assert_equal "$(grep '^code=OK final=1 id=' <<<"$output" | sed 's/.* id=\([0-9]*\) .*/\1/' | sort -n)" "$(seq 1 150)"
+	door_ok
+}
+
+@test "unix door: a client that hangs up with a tasks Wait in flight leaves the gateway serving" {
+	gw=$(daemon_pid berth-gatewayd)
+	body=$'\n'$'\x05'a-ctr
+	# a Wait on a task that runs for minutes; the client gives up after 300 ms
+	run "$TOOLS/zmqsend" -t 300 "$UNIX" "hdr:version=1,service=tasks,method=Wait,ns=$A,id=1" "raw:$body"
+	assert_failure 1
+	assert_output timeout
+	run berth --address "$UNIX" -n "$A" tasks ls
+	assert_output --regexp "a-ctr +[0-9]+ +RUNNING"
+	door_ok
+}
+
+@test "unix door: unix_address = \"off\" serves no unix socket" {
+	suite_config '[gateway]\nunix_address = "off"\n'
+	berth-dev restart berth-gatewayd >/dev/null
+	sock=no
+	[ -e "$BERTH_RUN/berth-unix.sock" ] && sock=yes
+	run berth --timeout 1s --address "$UNIX" namespaces ls
+	refused=$status door=$output
+	run berth namespaces ls -q
+	ipc=$status
+	suite_config
+	berth-dev restart berth-gatewayd >/dev/null
+	[ "$sock" = no ]
+	[ "$refused" -ne 0 ]
+	grep -q "cannot connect" <<<"$door"
+	[ "$ipc" -eq 0 ]
+	# back with the default configuration
+	[ -S "$BERTH_RUN/berth-unix.sock" ]
+	gw=$(daemon_pid berth-gatewayd)
+	door_ok
 }
