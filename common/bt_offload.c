@@ -122,3 +122,11 @@ void bt_job_wait(bt_job *j)
 	pthread_cond_destroy(&j->cv);
 	free(j);
 }
+
+bool bt_job_done(bt_job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	bool done = j->done;
+	pthread_mutex_unlock(&j->mu);
+	return done;
+}

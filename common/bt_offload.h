@@ -6,6 +6,8 @@
 #ifndef BT_OFFLOAD_H
 #define BT_OFFLOAD_H
 
+#include <stdbool.h>
+
 typedef struct bt_offload bt_offload;
 typedef struct bt_job bt_job;
 
@@ -17,5 +19,7 @@ void bt_offload_free(bt_offload **o);
 bt_job *bt_job_start(bt_offload *o, void (*fn)(void *arg), void *arg);
 /* Waits for the job to finish and frees it. */
 void bt_job_wait(bt_job *j);
+/* Whether the job has finished (it still needs its bt_job_wait). */
+bool bt_job_done(bt_job *j);
 
 #endif
