@@ -173,6 +173,10 @@ refused() {
 	run "$TOOLS/manyclients" 1000 2 "$BERTH_ADDRESS"
 	assert_success
 	assert_output "ok=2000 failed=0"
+	# and at the ZeroMQ door
+	run "$TOOLS/manyclients" 1000 1 "$BERTH_ZMQ_ADDRESS"
+	assert_success
+	assert_output "ok=1000 failed=0"
 	run berth version
 	assert_success
 }
@@ -181,10 +185,17 @@ refused() {
 	suite_config '[gateway]\nmax_in_flight = 16\n'
 	berth-dev restart berth-gatewayd >/dev/null
 	run "$TOOLS/manyclients" -f 200 1 1 "$BERTH_ADDRESS"
+	door=$status zmq_out=
+	local unix_out=$output
+	run "$TOOLS/manyclients" -f 200 1 1 "$BERTH_ZMQ_ADDRESS"
+	zmq_out=$output
 	suite_config
 	berth-dev restart berth-gatewayd >/dev/null
 	assert_failure
-	assert_output --regexp "ok=[1-9][0-9]* failed=[1-9][0-9]* first error: too many requests in flight from this client \(limit 16\)"
+	[ "$door" -ne 0 ]
+	for out in "$unix_out" "$zmq_out"; do
+		[[ $out =~ ok=[1-9][0-9]*\ failed=[1-9][0-9]*\ first\ error:\ too\ many\ requests\ in\ flight\ from\ this\ client\ \(limit\ 16\) ]]
+	done
 }
 
 # --- the unix stream door ---------------------------------------------------
@@ -304,7 +315,7 @@ door_ok() {
 	[ -e "$BERTH_RUN/berth-unix.sock" ] && sock=yes
 	run berth --timeout 1s --address "$UNIX" namespaces ls
 	refused=$status door=$output
-	run berth namespaces ls -q
+	run berth --address "$BERTH_ZMQ_ADDRESS" namespaces ls -q
 	ipc=$status
 	suite_config
 	berth-dev restart berth-gatewayd >/dev/null
