@@ -201,6 +201,18 @@ refused() {
 	[ "$(wc -l <<<"$output")" -eq 40 ]
 }
 
+# --- the unix stream door ---------------------------------------------------
+
+# The gateway is the one that was running at the test's start ($gw) and
+# answers a good request over the door.
+door_ok() {
+	[ "$(daemon_pid berth-gatewayd)" = "$gw" ]
+	kill -0 "$gw"
+	run "$TOOLS/zmqsend" "$UNIX" "hdr:version=1,service=namespaces,method=List,id=77" empty
+	assert_success
+	assert_output "code=OK final=1 id=77 message="
+}
+
 @test "unix door: the CLI works over it (a 3 MiB blob in and out, namespaces); the socket is 0660" {
 	run stat -c %a "$BERTH_RUN/berth-unix.sock"
 	assert_output 660
