@@ -11,7 +11,6 @@
 #include "bt_client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -256,8 +255,7 @@ static int unix_connect(bt_conn *c, int64_t deadline, bt_err *e)
 		bt_err ce;
 		int fd = bt_unix_connect(c->path, SOCK_STREAM, &ce);
 		if (fd >= 0) {
-			int fl = fcntl(fd, F_GETFL);
-			if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			if (bt_set_nonblock(fd) < 0) {
 				close(fd);
 				return unavailable(c, e, strerror(errno));
 			}

@@ -113,8 +113,7 @@ int bt_unix_listen(const char *path, int type, bt_err *e)
 		unlink(path);
 		return -1;
 	}
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+	if (bt_set_nonblock(fd) < 0) {
 		bt_err_errno(e, errno, "fcntl %s", path);
 		unlink(path);
 		return -1;

@@ -247,6 +247,12 @@ const char *bt_time_fmt(int64_t ns, char *buf, size_t len)
 	return buf;
 }
 
+int bt_set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
+}
+
 int bt_mkdir_p(const char *path, mode_t mode, bt_err *e)
 {
 	_cleanup_free_ char *p = bt_xstrdup(path);

@@ -79,6 +79,8 @@ int64_t bt_mono_ns(void);
 /* Formats ns since the epoch as RFC 3339 UTC with nanoseconds into buf (≥ 40 bytes). */
 const char *bt_time_fmt(int64_t ns, char *buf, size_t len);
 
+/* Sets O_NONBLOCK on fd. Returns 0 or -1 (errno). */
+int bt_set_nonblock(int fd);
 /* mkdir -p with mode for each component it creates. */
 int bt_mkdir_p(const char *path, mode_t mode, bt_err *e);
 /* Writes data to path atomically: temp file in the same directory, fsync, rename, fsync dir. */

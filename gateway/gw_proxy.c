@@ -30,7 +30,6 @@
 #include "gw_proxy.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -310,8 +309,7 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 		if (o->unix_activated_fd >= 3) {
 			p->unix_fd = o->unix_activated_fd;
 			p->unix_activated = true;
-			int fl = fcntl(p->unix_fd, F_GETFL);
-			if (fl < 0 || fcntl(p->unix_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			if (bt_set_nonblock(p->unix_fd) < 0) {
 				bt_err_errno(e, errno, "socket from systemd for %s", o->unix_address);
 				goto fail;
 			}
