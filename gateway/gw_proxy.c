@@ -1,17 +1,20 @@
 /*
  * gw_proxy — the gateway's single-threaded forwarding loop.
  *
- * Two ZeroMQ sockets do all the work: the public ROUTER that clients
- * connect to, and one ROUTER that connects to every backend, each
- * connection named by a routing id of ours.  (A socket per backend would
- * put more sockets in every poll, and each costs system calls per turn.)
- * Frames are moved, not copied: only the header is decoded and re-encoded,
- * to renumber the request and set the principal; bodies pass through.
+ * The public ROUTER takes clients' requests; each backend has a DEALER of
+ * its own.  Frames are moved, not copied: only the header is decoded and
+ * re-encoded, to renumber the request and set the principal; bodies pass
+ * through.
  *
- * A backend counts as connected while the monitor of the backends socket
- * says so (a pipe can outlive its connection for a moment, and a message
- * sent into it is lost); requests for one that is not connected are held
- * for the connect grace, then answered UNAVAILABLE.
+ * A backend's DEALER has ZMQ_IMMEDIATE: it queues nothing for a backend it
+ * has no connection to, and when the connection breaks, what was queued
+ * for it is dropped with it.  Without that, libzmq keeps the queue across
+ * a reconnection and hands requests the gateway has already answered
+ * UNAVAILABLE (the backend died) to the backend's next instance, which
+ * then carries them out.  A backend counts as connected from its
+ * connection's handshake to its DISCONNECTED event, as the DEALER's
+ * monitor says; requests for one that is not connected are held for the
+ * connect grace, then answered UNAVAILABLE.
  *
  * Clients come through either door: the ZeroMQ ROUTER, or the unix stream
  * socket (bt_wire.h), whose connections the loop reads itself.  A stream
@@ -63,7 +66,6 @@
 /* epoll tags of the loop's fixed descriptors (stream connections are tagged
  * by their sconn). */
 #define TAG_PUB ((void *)1)
-#define TAG_BACK ((void *)2)
 #define TAG_WAKE ((void *)3)
 #define TAG_LISTEN ((void *)4)
 
@@ -80,11 +82,13 @@ typedef struct pqueue {
 /* One backend endpoint (several routes may share it). */
 typedef struct conn {
 	char *address;
-	char rid[8]; /* routing id of our connection to it */
-	size_t ridlen;
-	int npipes;  /* live connections as the monitor reports them */
-	bool inproc; /* ZeroMQ reports no connection events for inproc */
-	pqueue held; /* requests waiting for a connection */
+	void *sock;    /* DEALER, ZMQ_IMMEDIATE */
+	void *monitor; /* PAIR: sock's handshakes and disconnections */
+	int npipes;    /* live connections as the monitor reports them */
+	bool inproc;   /* ZeroMQ reports no connection events for inproc */
+	bool sent;     /* sent to since it was last received from until EAGAIN */
+	bool readable; /* to receive from this turn */
+	pqueue held;   /* requests waiting for a connection */
 } conn;
 
 /* A service (and for snapshots, a snapshotter name) and where it goes. */
@@ -145,8 +149,6 @@ typedef enum fence_state {
 
 struct gw_proxy {
 	void *pub;
-	void *back;
-	void *monitor;
 	int lock_fd;
 	bool activated; /* the public socket came from systemd */
 	int wake_fd;
@@ -165,7 +167,8 @@ struct gw_proxy {
 	bt_map *by_client; /* cid + creq → pending */
 	bt_map *clients;   /* cid → client */
 	uint64_t next_id;
-	/* sent to since it was last received from until EAGAIN (bt_zmq_fd) */
+	/* sent to since it was last received from until EAGAIN (bt_zmq_fd);
+	 * back_sent: some backend's DEALER was (conn.sent says which) */
 	bool pub_sent, back_sent;
 	/* the unix stream door */
 	int ep;
@@ -202,7 +205,6 @@ static size_t client_key(unsigned char *buf, const void *cid, size_t cidlen, uin
 gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 {
 	gw_proxy *p = bt_xzalloc(sizeof(*p));
-	char monep[64];
 	int one = 1;
 
 	p->lock_fd = -1;
@@ -232,20 +234,6 @@ gw_proxy *gw_proxy_new(const gw_proxy_opts *o, bt_err *e)
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake_fd < 0) {
 		bt_err_errno(e, errno, "eventfd");
-		goto fail;
-	}
-	p->back = bt_zmq_socket(ZMQ_ROUTER, e);
-	if (!p->back)
-		goto fail;
-	zmq_setsockopt(p->back, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	bt_inproc_name(monep, sizeof(monep), "gw-mon");
-	if (zmq_socket_monitor(p->back, monep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) < 0) {
-		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
-		goto fail;
-	}
-	p->monitor = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
-	if (!p->monitor || zmq_connect(p->monitor, monep) < 0) {
-		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
 		goto fail;
 	}
 	p->pub = bt_zmq_socket(ZMQ_ROUTER, e);
@@ -340,6 +328,16 @@ fail:
 	return NULL;
 }
 
+static void conn_close(conn *c)
+{
+	if (c->sock && c->monitor)
+		zmq_socket_monitor(c->sock, NULL, 0);
+	bt_zmq_close(&c->monitor);
+	bt_zmq_close(&c->sock);
+	free(c->address);
+	c->address = NULL;
+}
+
 static conn *conn_for(gw_proxy *p, const char *address, bt_err *e)
 {
 	conn *c;
@@ -354,16 +352,37 @@ static conn *conn_for(gw_proxy *p, const char *address, bt_err *e)
 	c = &p->conns[p->nconns];
 	memset(c, 0, sizeof(*c));
 	c->address = bt_xstrdup(address);
-	c->ridlen = (size_t)snprintf(c->rid, sizeof(c->rid), "b%d", p->nconns);
 	c->inproc = bt_startswith(address, "inproc://");
-	if (zmq_setsockopt(p->back, ZMQ_CONNECT_ROUTING_ID, c->rid, c->ridlen) < 0 ||
-	    zmq_connect(p->back, address) < 0) {
+	c->sock = bt_zmq_socket(ZMQ_DEALER, e);
+	if (!c->sock)
+		goto fail;
+	int one = 1;
+	if (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0) {
+		bt_err_set(e, BT_INTERNAL, "ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	if (!c->inproc) {
+		char monep[64];
+		bt_inproc_name(monep, sizeof(monep), "gw-mon");
+		if (zmq_socket_monitor(c->sock, monep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) < 0) {
+			bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
+			goto fail;
+		}
+		c->monitor = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
+		if (!c->monitor || zmq_connect(c->monitor, monep) < 0) {
+			bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
+			goto fail;
+		}
+	}
+	if (zmq_connect(c->sock, address) < 0) {
 		bt_err_set(e, BT_INVALID_ARGUMENT, "connect %s: %s", address, zmq_strerror(errno));
-		free(c->address);
-		return NULL;
+		goto fail;
 	}
 	p->nconns++;
 	return c;
+fail:
+	conn_close(c);
+	return NULL;
 }
 
 int gw_proxy_add_route(gw_proxy *p, const gw_route *r, bt_err *e)
@@ -612,17 +631,16 @@ static void pending_drop(gw_proxy *p, pending *q)
 	free(q);
 }
 
-/* Sends frames to backend c: its routing id, then the frames. Returns 0,
- * or -1 with errno (EHOSTUNREACH: no connection to it). */
+/* Sends frames to backend c. Returns 0, or -1 with errno (EAGAIN: no
+ * connection to it). */
 static int send_to_backend(gw_proxy *p, conn *c, zmq_msg_t *hdr, zmq_msg_t *body)
 {
 	p->back_sent = true;
-	if (zmq_send(p->back, c->rid, c->ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+	c->sent = true;
+	if (zmq_msg_send(hdr, c->sock, body ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) < 0)
 		return -1;
-	/* once the routing frame is accepted the rest always goes (no HWM) */
-	if (zmq_msg_send(hdr, p->back, body ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) < 0)
-		return -1;
-	if (body && zmq_msg_send(body, p->back, ZMQ_DONTWAIT) < 0)
+	/* once the first frame is accepted the rest always goes (no HWM) */
+	if (body && zmq_msg_send(body, c->sock, ZMQ_DONTWAIT) < 0)
 		return -1;
 	return 0;
 }
@@ -663,7 +681,7 @@ static int send_pending(gw_proxy *p, pending *q)
 		int err = errno;
 		zmq_msg_close(&hc);
 		zmq_msg_close(&bc);
-		if (err == EHOSTUNREACH || err == EAGAIN)
+		if (err == EAGAIN)
 			return -1;
 		reply_transport(p, q->cid, q->cidlen, q->creq, BT_UNAVAILABLE, "service %s is unavailable (%s)",
 				q->rt->service, zmq_strerror(err));
@@ -690,8 +708,7 @@ static void hold(gw_proxy *p, pending *q)
 }
 
 /* Sends what waited for the backend's connection, in order, until the
- * socket takes no more (its pipe may attach a moment after the monitor's
- * CONNECTED event). */
+ * socket takes no more. */
 static void release_held(gw_proxy *p, conn *c)
 {
 	while (c->held.head && connected(c)) {
@@ -1178,32 +1195,23 @@ static void free_dead(gw_proxy *p)
 
 /* --- backend → client --------------------------------------------------------- */
 
-static conn *conn_by_rid(gw_proxy *p, const void *rid, size_t len)
+/* Passes one reply from backend c to its client; false when there was none. */
+static bool on_backend(gw_proxy *p, conn *c)
 {
-	for (int i = 0; i < p->nconns; i++)
-		if (p->conns[i].ridlen == len && memcmp(p->conns[i].rid, rid, len) == 0)
-			return &p->conns[i];
-	return NULL;
-}
-
-/* Passes one reply from a backend to its client; false when there was none. */
-static bool on_backend(gw_proxy *p)
-{
-	zmq_msg_t f[3];
+	zmq_msg_t f[2];
 	int n;
 	bool overflow;
 	bt_err e;
 	bt_resphdr *h;
 
-	if (bt_recv_frames(p->back, f, 3, &n, &overflow, ZMQ_DONTWAIT) < 0)
+	if (bt_recv_frames(c->sock, f, 2, &n, &overflow, ZMQ_DONTWAIT) < 0)
 		return false;
-	conn *c = n >= 1 ? conn_by_rid(p, zmq_msg_data(&f[0]), zmq_msg_size(&f[0])) : NULL;
-	if (!c || n != 3 || overflow) {
-		bt_log_warn("backend %s sent a malformed reply (%d frames)", c ? c->address : "?", n);
+	if (n != 2 || overflow) {
+		bt_log_warn("backend %s sent a malformed reply (%d frames)", c->address, n);
 		bt_close_frames(f, n);
 		return true;
 	}
-	h = bt_resphdr_decode(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &e);
+	h = bt_resphdr_decode(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &e);
 	if (!h) {
 		bt_log_warn("backend %s: %s", c->address, e.msg);
 		bt_close_frames(f, n);
@@ -1219,8 +1227,7 @@ static bool on_backend(gw_proxy *p)
 	h->request_id = q->creq;
 	bool final = h->final;
 	zmq_msg_close(&f[0]);
-	zmq_msg_close(&f[1]);
-	int rc = to_client(p, q->cid, q->cidlen, &h->base, &f[2]);
+	int rc = to_client(p, q->cid, q->cidlen, &h->base, &f[1]);
 	bt_resphdr_free(&h);
 	if (rc < 0) {
 		/* The client is gone: stop the backend's work for it. */
@@ -1261,45 +1268,53 @@ static void fail_in_flight(gw_proxy *p, conn *c)
 	free(lost);
 }
 
-/* Reads the backends socket's connection events. */
-static void on_monitor(gw_proxy *p)
+/* Reads backend c's connection events. */
+static void conn_events(gw_proxy *p, conn *c)
 {
 	for (;;) {
-		zmq_msg_t ev, addr;
+		zmq_msg_t ev;
 		uint16_t event = 0;
 
 		zmq_msg_init(&ev);
-		if (zmq_msg_recv(&ev, p->monitor, ZMQ_DONTWAIT) < 0) {
+		if (zmq_msg_recv(&ev, c->monitor, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&ev);
 			return;
 		}
 		if (zmq_msg_size(&ev) >= 2)
 			memcpy(&event, zmq_msg_data(&ev), 2);
 		zmq_msg_close(&ev);
-		zmq_msg_init(&addr);
-		if (zmq_msg_recv(&addr, p->monitor, 0) < 0) {
-			zmq_msg_close(&addr);
-			continue;
-		}
-		conn *c = NULL;
-		for (int i = 0; i < p->nconns; i++)
-			if (strlen(p->conns[i].address) == zmq_msg_size(&addr) &&
-			    memcmp(p->conns[i].address, zmq_msg_data(&addr), zmq_msg_size(&addr)) == 0)
-				c = &p->conns[i];
-		zmq_msg_close(&addr);
-		if (!c)
-			continue;
-		if (event == ZMQ_EVENT_CONNECTED) {
-			if (c->npipes++ == 0)
+		zmq_msg_init(&ev);
+		(void)zmq_msg_recv(&ev, c->monitor, 0); /* the endpoint: c's own */
+		zmq_msg_close(&ev);
+		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+			/* One connection per DEALER. The socket learns of the new
+			 * connection's pipe (and of the old one's end) by commands
+			 * queued before this event; ZMQ_EVENTS takes them in now, so
+			 * the sends below go to the new pipe. */
+			int events;
+			size_t len = sizeof(events);
+			if (c->npipes == 0)
 				bt_log_info("backend %s connected", c->address);
+			c->npipes = 1;
+			(void)zmq_getsockopt(c->sock, ZMQ_EVENTS, &events, &len);
+			/* that may have taken the descriptor's news: receive until EAGAIN */
+			c->sent = p->back_sent = true;
 			release_held(p, c);
 		} else if (event == ZMQ_EVENT_DISCONNECTED) {
-			bt_log_warn("backend %s went away", c->address);
 			if (c->npipes > 0)
-				c->npipes--;
+				bt_log_warn("backend %s went away", c->address);
+			c->npipes = 0;
 			fail_in_flight(p, c);
 		}
 	}
+}
+
+/* Reads the backends' connection events. */
+static void on_monitor(gw_proxy *p)
+{
+	for (int i = 0; i < p->nconns; i++)
+		if (p->conns[i].monitor)
+			conn_events(p, &p->conns[i]);
 }
 
 static void expire(gw_proxy *p)
@@ -1358,6 +1373,33 @@ static bool receive_batch(gw_proxy *p, bool (*one)(gw_proxy *), bool *sent)
 	return false;
 }
 
+/* receive_batch for the backends: each one that was announced readable
+ * (c->readable) or sent to since its last EAGAIN (c->sent); true when some
+ * batch was full.  Leaves p->back_sent saying whether any was sent to since. */
+static bool receive_backends(gw_proxy *p)
+{
+	bool full = false;
+
+	for (int i = 0; i < p->nconns; i++) {
+		conn *c = &p->conns[i];
+		if (!c->readable && !c->sent)
+			continue;
+		c->readable = false;
+		int k = 0;
+		c->sent = false;
+		while (k < 256 && on_backend(p, c))
+			k++;
+		if (k == 256)
+			full = true;
+		else
+			c->sent = false;
+	}
+	p->back_sent = false;
+	for (int i = 0; i < p->nconns; i++)
+		p->back_sent |= p->conns[i].sent;
+	return full;
+}
+
 static int watch(gw_proxy *p, int fd, void *tag, bt_err *e)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
@@ -1376,16 +1418,23 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 	 * from until EAGAIN after the last send to it (pub_sent and back_sent
 	 * say which were sent to since; the loop does not sleep while either
 	 * is set). The monitor is read every tick, not polled. */
-	int fpub = bt_zmq_fd(p->pub), fback = bt_zmq_fd(p->back);
+	int fpub = bt_zmq_fd(p->pub);
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
 	bool again = true; /* messages may be waiting that no descriptor announced */
 	int ret = 0;
 
-	if (fpub < 0 || fback < 0)
+	if (fpub < 0)
 		return bt_err_set(e, BT_INTERNAL, "ZMQ_FD: %s", zmq_strerror(errno));
-	if (watch(p, fpub, TAG_PUB, e) < 0 || watch(p, fback, TAG_BACK, e) < 0 ||
-	    watch(p, p->wake_fd, TAG_WAKE, e) < 0 || (p->unix_fd >= 0 && watch(p, p->unix_fd, TAG_LISTEN, e) < 0))
+	if (watch(p, fpub, TAG_PUB, e) < 0 || watch(p, p->wake_fd, TAG_WAKE, e) < 0 ||
+	    (p->unix_fd >= 0 && watch(p, p->unix_fd, TAG_LISTEN, e) < 0))
 		return -1;
+	for (int i = 0; i < p->nconns; i++) {
+		int fd = bt_zmq_fd(p->conns[i].sock);
+		if (fd < 0)
+			return bt_err_set(e, BT_INTERNAL, "ZMQ_FD: %s", zmq_strerror(errno));
+		if (watch(p, fd, &p->conns[i], e) < 0)
+			return -1;
+	}
 	on_monitor(p);
 	while (!atomic_load(&p->stop)) {
 		struct epoll_event evs[64];
@@ -1407,6 +1456,9 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		}
 		again = false;
 		bool rpub = force || p->pub_sent, rback = force || p->back_sent;
+		if (force)
+			for (int i = 0; i < p->nconns; i++)
+				p->conns[i].readable = true;
 		/* stream clients with more to read than the last batch took */
 		sconn *r = p->ready;
 		p->ready = NULL;
@@ -1421,7 +1473,8 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 			void *tag = evs[i].data.ptr;
 			if (tag == TAG_PUB) {
 				rpub = true;
-			} else if (tag == TAG_BACK) {
+			} else if (tag >= (void *)p->conns && tag < (void *)(p->conns + MAX_ROUTES)) {
+				((conn *)tag)->readable = true;
 				rback = true;
 			} else if (tag == TAG_WAKE) {
 				uint64_t v;
@@ -1452,7 +1505,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 				again = true;
 				break;
 			}
-			if (rback && receive_batch(p, on_backend, &p->back_sent))
+			if (rback && receive_backends(p))
 				again = true;
 			if ((rpub || p->pub_sent) && receive_batch(p, on_client, &p->pub_sent))
 				again = true;
@@ -1523,11 +1576,7 @@ void gw_proxy_free(gw_proxy **pp)
 		free(p->routes[i].snapshotter);
 	}
 	for (int i = 0; i < p->nconns; i++)
-		free(p->conns[i].address);
-	if (p->back)
-		zmq_socket_monitor(p->back, NULL, 0);
-	bt_zmq_close(&p->monitor);
-	bt_zmq_close(&p->back);
+		conn_close(&p->conns[i]);
 	/* an activated socket stays with systemd, listening for the next start */
 	if (!p->activated)
 		bt_zmq_unbind(p->pub, p->public_address, &p->lock_fd);

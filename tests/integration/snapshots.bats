@@ -522,3 +522,34 @@ crash_loop() {
 	check_dirs_match_records
 	s rm keep
 }
+
+# Requests the gateway had sent to a backend that dies are answered
+# UNAVAILABLE; those still queued for the dead connection must be dropped
+# with it, never delivered to the next instance (the client was told they
+# failed).  The snapshotter is stopped (SIGSTOP) so that the requests pile
+# up: a few in the socket's buffer, the rest queued in the gateway.
+@test "snapshots: requests queued for a backend that dies are answered UNAVAILABLE and never reach its next instance" {
+	local pad entry body key msgs=() i n
+	pad=$(printf 'x%.0s' $(seq 1000))
+	# a label entry "pad" = 1000 × x (1008 bytes: varint f0 07)
+	entry=$'\x0a\x03pad\x12\xe8\x07'$pad
+	for i in $(seq 100 399); do
+		key=stale-$i
+		body=$'\x0a\x09'$key$'\x1a\xf0\x07'$entry
+		msgs+=("hdr:version=1,service=snapshots,method=Prepare,ns=$NS,id=$i" "raw:$body" +)
+	done
+	kill -STOP "$(daemon_pid berth-snapshotd)"
+	"$TOOLS/zmqsend" -t 30000 "unix://$BERTH_RUN/berth-unix.sock" "${msgs[@]:0:${#msgs[@]}-1}" >"$T/replies" &
+	local bg=$!
+	sleep 1
+	kill -9 "$(daemon_pid berth-snapshotd)"
+	wait "$bg"
+	n=$(grep -c '^code=UNAVAILABLE ' "$T/replies")
+	assert_equal "$n" 300
+	restart_snapshotd
+	sleep 1
+	run s ls -q 'name~=^stale-'
+	assert_success
+	assert_output ''
+	check_dirs_match_records
+}
