@@ -110,7 +110,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 minmax() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f–%.2f", lo / 1e9, hi / 1e9 }'; }
 
 # CPU ticks (user + system) of the shell's reaped children, and of processes
-ticks_children() { sed 's/^.*) //' /proc/$BASHPID/stat | awk '{ print $14 + $15 }'; }
+ticks_children() { sed 's/^.*) //' /proc/$$/stat | awk '{ print $14 + $15 }'; }
 ticks_of() { local p t=0; for p; do t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }'))); done; echo "$t"; }
 berth_pids() { cat "$BERTH_RUN"/dev/*.pid; }
 hz=$(getconf CLK_TCK)
