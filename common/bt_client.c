@@ -80,7 +80,6 @@ const char *bt_conn_endpoint(const bt_conn *c)
 bt_conn *bt_conn_new(const char *endpoint, const bt_conn_opts *o, bt_err *e)
 {
 	bt_conn *c = bt_xzalloc(sizeof(*c));
-	char monep[64];
 	int one = 1;
 
 	c->endpoint = bt_xstrdup(endpoint);
@@ -122,16 +121,9 @@ bt_conn *bt_conn_new(const char *endpoint, const bt_conn_opts *o, bt_err *e)
 			goto fail;
 		}
 	}
-	bt_inproc_name(monep, sizeof(monep), "mon");
-	if (zmq_socket_monitor(c->sock, monep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) < 0) {
-		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
+	c->monitor = bt_zmq_monitor(c->sock, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED, e);
+	if (!c->monitor)
 		goto fail;
-	}
-	c->monitor = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
-	if (!c->monitor || zmq_connect(c->monitor, monep) < 0) {
-		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
-		goto fail;
-	}
 	if (zmq_connect(c->sock, endpoint) < 0) {
 		bt_err_set(e, BT_INVALID_ARGUMENT, "connect %s: %s", endpoint, zmq_strerror(errno));
 		goto fail;

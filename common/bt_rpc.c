@@ -74,6 +74,27 @@ void *bt_zmq_socket(int type, bt_err *e)
 	return s;
 }
 
+void *bt_zmq_monitor(void *sock, int events, bt_err *e)
+{
+	char ep[64];
+	void *m;
+
+	bt_inproc_name(ep, sizeof(ep), "mon");
+	if (zmq_socket_monitor(sock, ep, events) < 0) {
+		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
+		return NULL;
+	}
+	m = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
+	if (!m || zmq_connect(m, ep) < 0) {
+		bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
+		if (m)
+			zmq_close(m);
+		zmq_socket_monitor(sock, NULL, 0);
+		return NULL;
+	}
+	return m;
+}
+
 void bt_zmq_close(void **sock)
 {
 	if (*sock) {

@@ -53,6 +53,10 @@ void *bt_zmq_socket(int type, bt_err *e);
  * chmods the socket to mode. *lock_fd receives the held lock (or -1). */
 int bt_zmq_bind(void *sock, const char *endpoint, unsigned mode, int *lock_fd, bt_err *e);
 void bt_zmq_close(void **sock);
+/* Starts monitoring events (ZMQ_EVENT_* bits) of sock on a fresh inproc
+ * endpoint and returns the PAIR socket they arrive on, or NULL.  Stop it
+ * with zmq_socket_monitor(sock, NULL, 0) before closing both. */
+void *bt_zmq_monitor(void *sock, int events, bt_err *e);
 /* The descriptor that becomes readable when sock's state may have changed
  * (ZMQ_FD), or -1.  It is edge-like: it is re-armed only by a receive (or
  * ZMQ_EVENTS) that finds nothing, and any call on the socket, a send too,

@@ -361,19 +361,9 @@ static conn *conn_for(gw_proxy *p, const char *address, bt_err *e)
 		bt_err_set(e, BT_INTERNAL, "ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
 		goto fail;
 	}
-	if (!c->inproc) {
-		char monep[64];
-		bt_inproc_name(monep, sizeof(monep), "gw-mon");
-		if (zmq_socket_monitor(c->sock, monep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) < 0) {
-			bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
-			goto fail;
-		}
-		c->monitor = zmq_socket(bt_zmq_ctx(), ZMQ_PAIR);
-		if (!c->monitor || zmq_connect(c->monitor, monep) < 0) {
-			bt_err_set(e, BT_INTERNAL, "monitor: %s", zmq_strerror(errno));
-			goto fail;
-		}
-	}
+	if (!c->inproc &&
+	    !(c->monitor = bt_zmq_monitor(c->sock, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED, e)))
+		goto fail;
 	if (zmq_connect(c->sock, address) < 0) {
 		bt_err_set(e, BT_INVALID_ARGUMENT, "connect %s: %s", address, zmq_strerror(errno));
 		goto fail;
