@@ -84,7 +84,7 @@ typedef struct conn {
 	char *address;
 	void *sock;    /* DEALER, ZMQ_IMMEDIATE */
 	void *monitor; /* PAIR: sock's handshakes and disconnections */
-	int npipes;    /* live connections as the monitor reports them */
+	bool up;       /* connected, as the monitor reports (one connection at most) */
 	bool inproc;   /* ZeroMQ reports no connection events for inproc */
 	bool sent;     /* sent to since it was last received from until EAGAIN */
 	bool readable; /* to receive from this turn */
@@ -167,9 +167,9 @@ struct gw_proxy {
 	bt_map *by_client; /* cid + creq → pending */
 	bt_map *clients;   /* cid → client */
 	uint64_t next_id;
-	/* sent to since it was last received from until EAGAIN (bt_zmq_fd);
-	 * back_sent: some backend's DEALER was (conn.sent says which) */
-	bool pub_sent, back_sent;
+	/* sent to since it was last received from until EAGAIN (bt_zmq_fd; a
+	 * backend's DEALER: conn.sent) */
+	bool pub_sent;
 	/* the unix stream door */
 	int ep;
 	int unix_fd;
@@ -425,7 +425,7 @@ static int method_index(const route *rt, const char *method)
 
 static bool connected(const conn *c)
 {
-	return c->inproc || c->npipes > 0;
+	return c->inproc || c->up;
 }
 
 /* --- replies to clients --------------------------------------------------- */
@@ -623,9 +623,8 @@ static void pending_drop(gw_proxy *p, pending *q)
 
 /* Sends frames to backend c. Returns 0, or -1 with errno (EAGAIN: no
  * connection to it). */
-static int send_to_backend(gw_proxy *p, conn *c, zmq_msg_t *hdr, zmq_msg_t *body)
+static int send_to_backend(conn *c, zmq_msg_t *hdr, zmq_msg_t *body)
 {
-	p->back_sent = true;
 	c->sent = true;
 	if (zmq_msg_send(hdr, c->sock, body ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) < 0)
 		return -1;
@@ -635,7 +634,7 @@ static int send_to_backend(gw_proxy *p, conn *c, zmq_msg_t *hdr, zmq_msg_t *body
 	return 0;
 }
 
-static void send_backend_control(gw_proxy *p, conn *c, uint64_t gw_id, bool cancel, uint32_t credit)
+static void send_backend_control(conn *c, uint64_t gw_id, bool cancel, uint32_t credit)
 {
 	bt_reqhdr h = BERTH__RPC__V1__REQUEST_HEADER__INIT;
 	zmq_msg_t m;
@@ -645,7 +644,7 @@ static void send_backend_control(gw_proxy *p, conn *c, uint64_t gw_id, bool canc
 	h.cancel = cancel;
 	h.credit = credit;
 	bt_msg_pack(&m, &h.base);
-	if (send_to_backend(p, c, &m, NULL) < 0)
+	if (send_to_backend(c, &m, NULL) < 0)
 		zmq_msg_close(&m);
 }
 
@@ -667,7 +666,7 @@ static int send_pending(gw_proxy *p, pending *q)
 	zmq_msg_init(&bc);
 	zmq_msg_copy(&hc, &q->hdr);
 	zmq_msg_copy(&bc, &q->body);
-	if (send_to_backend(p, c, &hc, &bc) < 0) {
+	if (send_to_backend(c, &hc, &bc) < 0) {
 		int err = errno;
 		zmq_msg_close(&hc);
 		zmq_msg_close(&bc);
@@ -874,7 +873,7 @@ static void on_request(gw_proxy *p, const unsigned char *cid, size_t cidlen, con
 		pending *q = bt_map_get(p->by_client, key, klen);
 		if (q && (h->cancel || h->credit)) {
 			if (!q->held && !q->fenced)
-				send_backend_control(p, q->rt->c, q->gw_id, h->cancel, h->credit);
+				send_backend_control(q->rt->c, q->gw_id, h->cancel, h->credit);
 			if (h->cancel)
 				pending_drop(p, q);
 		} else if (!h->cancel && !h->credit) {
@@ -990,9 +989,11 @@ out:
 		zmq_msg_close(body);
 }
 
-/* Takes one request from the ZeroMQ door; false when there was none. */
-static bool on_client(gw_proxy *p)
+/* Takes one request from the ZeroMQ door; false when there was none.
+ * (c: unused; the shape receive_batch calls.) */
+static bool on_client(gw_proxy *p, conn *c)
 {
+	(void)c;
 	zmq_msg_t f[4];
 	int n;
 	bool overflow;
@@ -1063,7 +1064,7 @@ static void sconn_close(gw_proxy *p, sconn *sc, const char *why)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (mine[i]->sent)
-			send_backend_control(p, mine[i]->rt->c, mine[i]->gw_id, true, 0);
+			send_backend_control(mine[i]->rt->c, mine[i]->gw_id, true, 0);
 		pending_drop(p, mine[i]);
 	}
 	free(mine);
@@ -1222,7 +1223,7 @@ static bool on_backend(gw_proxy *p, conn *c)
 	if (rc < 0) {
 		/* The client is gone: stop the backend's work for it. */
 		if (!final)
-			send_backend_control(p, c, q->gw_id, true, 0);
+			send_backend_control(c, q->gw_id, true, 0);
 		pending_drop(p, q);
 		return true;
 	}
@@ -1283,17 +1284,17 @@ static void conn_events(gw_proxy *p, conn *c)
 			 * the sends below go to the new pipe. */
 			int events;
 			size_t len = sizeof(events);
-			if (c->npipes == 0)
+			if (!c->up)
 				bt_log_info("backend %s connected", c->address);
-			c->npipes = 1;
+			c->up = true;
 			(void)zmq_getsockopt(c->sock, ZMQ_EVENTS, &events, &len);
 			/* that may have taken the descriptor's news: receive until EAGAIN */
-			c->sent = p->back_sent = true;
+			c->sent = true;
 			release_held(p, c);
 		} else if (event == ZMQ_EVENT_DISCONNECTED) {
-			if (c->npipes > 0)
+			if (c->up)
 				bt_log_warn("backend %s went away", c->address);
-			c->npipes = 0;
+			c->up = false;
 			fail_in_flight(p, c);
 		}
 	}
@@ -1340,22 +1341,23 @@ static void expire(gw_proxy *p)
 		}
 		reply_transport(p, q->cid, q->cidlen, q->creq, BT_DEADLINE_EXCEEDED,
 				"deadline exceeded waiting for service %s", q->rt->service);
-		send_backend_control(p, q->rt->c, q->gw_id, true, 0);
+		send_backend_control(q->rt->c, q->gw_id, true, 0);
 		pending_drop(p, q);
 	}
 	free(late);
 }
 
-/* Receives from one socket until EAGAIN, at most a batch; true when the
- * batch was full (there may be more).  *sent is the socket's "sent to
+/* Receives from one socket until EAGAIN, at most a batch, with one(p, c)
+ * per message (c: the backend, or NULL for the public socket); true when
+ * the batch was full (there may be more).  *sent is the socket's "sent to
  * since EAGAIN" flag: what the handlers send to it before the EAGAIN is
  * covered by it. */
-static bool receive_batch(gw_proxy *p, bool (*one)(gw_proxy *), bool *sent)
+static bool receive_batch(gw_proxy *p, bool (*one)(gw_proxy *, conn *), conn *c, bool *sent)
 {
 	int k = 0;
 
 	*sent = false;
-	while (k < 256 && one(p))
+	while (k < 256 && one(p, c))
 		k++;
 	if (k == 256)
 		return true;
@@ -1363,9 +1365,17 @@ static bool receive_batch(gw_proxy *p, bool (*one)(gw_proxy *), bool *sent)
 	return false;
 }
 
-/* receive_batch for the backends: each one that was announced readable
- * (c->readable) or sent to since its last EAGAIN (c->sent); true when some
- * batch was full.  Leaves p->back_sent saying whether any was sent to since. */
+/* Whether some backend's DEALER is to be received from: announced
+ * readable, or sent to since its last EAGAIN. */
+static bool backends_due(const gw_proxy *p)
+{
+	for (int i = 0; i < p->nconns; i++)
+		if (p->conns[i].readable || p->conns[i].sent)
+			return true;
+	return false;
+}
+
+/* receive_batch for each backend that is due; true when some batch was full. */
 static bool receive_backends(gw_proxy *p)
 {
 	bool full = false;
@@ -1375,18 +1385,8 @@ static bool receive_backends(gw_proxy *p)
 		if (!c->readable && !c->sent)
 			continue;
 		c->readable = false;
-		int k = 0;
-		c->sent = false;
-		while (k < 256 && on_backend(p, c))
-			k++;
-		if (k == 256)
-			full = true;
-		else
-			c->sent = false;
+		full |= receive_batch(p, on_backend, c, &c->sent);
 	}
-	p->back_sent = false;
-	for (int i = 0; i < p->nconns; i++)
-		p->back_sent |= p->conns[i].sent;
 	return full;
 }
 
@@ -1405,9 +1405,9 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 	 * rather than zmq_poll, which asks every socket's state twice per
 	 * call, each time a system call or two. The price is the rule of
 	 * bt_zmq_fd: before sleeping, each ZeroMQ socket has been received
-	 * from until EAGAIN after the last send to it (pub_sent and back_sent
-	 * say which were sent to since; the loop does not sleep while either
-	 * is set). The monitor is read every tick, not polled. */
+	 * from until EAGAIN after the last send to it (pub_sent and each
+	 * conn.sent say which were sent to since; the loop does not sleep
+	 * while one is set). The monitors are read every tick, not polled. */
 	int fpub = bt_zmq_fd(p->pub);
 	int64_t next_tick = bt_mono_ms() + TICK_MS;
 	bool again = true; /* messages may be waiting that no descriptor announced */
@@ -1437,7 +1437,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 		if (holding)
 			wait = BT_MIN(wait, 5);
 		bool force = again;
-		int n = epoll_wait(p->ep, evs, 64, again || p->pub_sent || p->back_sent || p->ready ? 0 : (int)wait);
+		int n = epoll_wait(p->ep, evs, 64, again || p->pub_sent || backends_due(p) || p->ready ? 0 : (int)wait);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1445,7 +1445,7 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 			break;
 		}
 		again = false;
-		bool rpub = force || p->pub_sent, rback = force || p->back_sent;
+		bool rpub = force || p->pub_sent;
 		if (force)
 			for (int i = 0; i < p->nconns; i++)
 				p->conns[i].readable = true;
@@ -1465,7 +1465,6 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 				rpub = true;
 			} else if (tag >= (void *)p->conns && tag < (void *)(p->conns + MAX_ROUTES)) {
 				((conn *)tag)->readable = true;
-				rback = true;
 			} else if (tag == TAG_WAKE) {
 				uint64_t v;
 				(void)!read(p->wake_fd, &v, sizeof(v));
@@ -1482,25 +1481,23 @@ int gw_proxy_run(gw_proxy *p, bt_err *e)
 					on_sconn(p, sc);
 			}
 		}
-		/* a fence asked or lifted (sends what it held: back_sent) */
+		/* a fence asked or lifted (sends what it held: conn.sent) */
 		fence_step(p);
 		/* Receive from a socket until EAGAIN when its descriptor says so,
 		 * or when it was sent to since it last said EAGAIN (the send may
 		 * have consumed the descriptor's news); repeat, as forwarding
 		 * sends to the other socket. A full batch means there may be
 		 * more: look again without sleeping. */
-		rback |= p->back_sent;
-		for (int round = 0; (rpub || rback) && !again; round++) {
+		for (int round = 0; (rpub || backends_due(p)) && !again; round++) {
 			if (round == 4) {
 				again = true;
 				break;
 			}
-			if (rback && receive_backends(p))
+			if (receive_backends(p))
 				again = true;
-			if ((rpub || p->pub_sent) && receive_batch(p, on_client, &p->pub_sent))
+			if ((rpub || p->pub_sent) && receive_batch(p, on_client, NULL, &p->pub_sent))
 				again = true;
 			rpub = false;
-			rback = p->back_sent;
 		}
 		if (holding) {
 			on_monitor(p);
