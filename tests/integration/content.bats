@@ -313,7 +313,9 @@ roundtrip() {
 	run "$TOOLS/zmqsend" "$gw" "hdr:version=1,service=content,method=Info,ns=$NS,id=7"
 	assert_output --partial "code=INVALID_ARGUMENT"
 	assert_output --partial "without a body"
-	run "$TOOLS/zmqsend" "$gw" "hdr:version=1,service=content,method=Info,ns=$NS,id=8" rand:64
+	# a body cut short: field 1 says 127 bytes follow, 3 do (random bytes
+	# would now and then decode as a valid request)
+	run "$TOOLS/zmqsend" "$gw" "hdr:version=1,service=content,method=Info,ns=$NS,id=8" raw:$'\x0a\x7f'abc
 	assert_output --partial "code=INVALID_ARGUMENT"
 	assert_output --partial "malformed"
 	run "$TOOLS/zmqsend" "$gw" "hdr:version=1,service=content,method=Nope,ns=$NS,id=9" empty
